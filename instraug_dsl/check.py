@@ -1,0 +1,497 @@
+"""Check passes: name resolution, types, constraints; diagnostics only.
+
+Each pass is a plain function ``(program, context) -> None`` that appends to
+``context.diagnostics``; :data:`PASSES` lists them in order.  Passes never
+raise for user mistakes and never mutate the IR.  Run them all with
+:func:`check_program`.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from . import ir
+from .diagnostics import Diagnostics, did_you_mean
+
+#: Built-in slot types: name -> (may be a list, takes sep, takes prefix).
+BUILTIN_TYPES: dict[str, tuple[bool, bool, bool]] = {
+    "text": (True, True, False),
+    "bbox": (True, True, False),
+    "choices": (False, True, True),
+    "const": (False, False, False),
+}
+SPLITS = ("train", "test")
+PLACEHOLDER_POLICIES = ("multiset", "exact")
+SAMPLING_MODES = ("mixed", "uniform")
+#: Variables a meta-prompt template may use, by kind.
+METAPROMPT_VARS = frozenset({"instruction", "strategy", "n", "task", "category", "tokens"})
+BOOTSTRAP_VARS = frozenset({"count"})
+MAX_RANGE_VALUES = 1000
+
+Decl = ir.TypeAlias | ir.Task | ir.MetaPrompt | ir.Strategies | ir.Bootstrap | ir.Plan | ir.Sampling
+
+
+@dataclass
+class Context:
+    """What passes share: the diagnostics sink and the symbol tables."""
+
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    types: dict[str, ir.TypeAlias] = field(default_factory=dict)
+    tasks: dict[str, ir.Task] = field(default_factory=dict)
+    metaprompts: dict[str, ir.MetaPrompt] = field(default_factory=dict)
+    strategies: dict[str, ir.Strategies] = field(default_factory=dict)
+    bootstraps: dict[str, ir.Bootstrap] = field(default_factory=dict)
+    plans: dict[str, ir.Plan] = field(default_factory=dict)
+    samplings: dict[str, ir.Sampling] = field(default_factory=dict)
+
+
+def _items(program: ir.Program) -> Iterator[ir.Item]:
+    for module in program.modules:
+        yield from module.items
+
+
+def task_props(task: ir.Task) -> Iterator[ir.TaskProp]:
+    """The metadata members of a task (not slots or instructions)."""
+    for m in task.members:
+        if not isinstance(m, ir.Slot | ir.Instruction):
+            yield m
+
+
+def task_slots(task: ir.Task) -> list[ir.Slot]:
+    """The slots of a task in source order."""
+    return [m for m in task.members if isinstance(m, ir.Slot)]
+
+
+def task_instructions(task: ir.Task) -> list[ir.Instruction]:
+    """The instructions of a task in source order."""
+    return [m for m in task.members if isinstance(m, ir.Instruction)]
+
+
+def task_split(task: ir.Task) -> str:
+    """``train`` unless the task says ``split test``."""
+    for p in task_props(task):
+        if isinstance(p, ir.Split):
+            return p.value.value
+    return "train"
+
+
+def task_augmentable(task: ir.Task) -> bool:
+    """False when the task says ``augment false``."""
+    return all(p.value for p in task_props(task) if isinstance(p, ir.Augment))
+
+
+def _member_key(member: object) -> str:
+    return type(member).__name__
+
+
+# ----------------------------------------------------------------- passes
+
+
+def collect_declarations(program: ir.Program, ctx: Context) -> None:
+    """Build the symbol tables; report duplicate declarations (E010)."""
+    tables: dict[type, tuple[str, dict[str, t.Any]]] = {
+        ir.TypeAlias: ("type", ctx.types),
+        ir.Task: ("task", ctx.tasks),
+        ir.MetaPrompt: ("meta-prompt", ctx.metaprompts),
+        ir.Strategies: ("strategy list", ctx.strategies),
+        ir.Bootstrap: ("bootstrap prompt", ctx.bootstraps),
+        ir.Plan: ("plan", ctx.plans),
+        ir.Sampling: ("sampling plan", ctx.samplings),
+    }
+    for item in _items(program):
+        if isinstance(item, ir.Import):
+            continue
+        kind, table = tables[type(item)]
+        name = item.name.value
+        if name in BUILTIN_TYPES and isinstance(item, ir.TypeAlias):
+            ctx.diagnostics.add("E010", f"type `{name}` is built in and cannot be redeclared", item.name.span)
+            continue
+        if name in table:
+            first = table[name].name.span
+            ctx.diagnostics.add(
+                "E010",
+                f"{kind} `{name}` is declared twice",
+                item.name.span,
+                hint=f"first declared at {first.path}:{first.line}:{first.col}",
+            )
+            continue
+        table[name] = item
+    # Meta-prompts and bootstraps share the `use` namespace.
+    for name, boot in ctx.bootstraps.items():
+        if name in ctx.metaprompts:
+            ctx.diagnostics.add("E010", f"`{name}` is both a meta-prompt and a bootstrap prompt", boot.name.span)
+
+
+def check_duplicate_members(program: ir.Program, ctx: Context) -> None:
+    """Duplicate slots (E011), instruction names (E012) and properties (E014)."""
+    for item in _items(program):
+        members: tuple[object, ...]
+        if isinstance(item, ir.Task):
+            seen_slots: dict[str, ir.Slot] = {}
+            seen_instr: dict[str, ir.Instruction] = {}
+            for m in item.members:
+                if isinstance(m, ir.Slot):
+                    if m.name.value in seen_slots:
+                        ctx.diagnostics.add("E011", f"slot `{m.name.value}` is declared twice in task `{item.name.value}`", m.name.span)
+                    seen_slots.setdefault(m.name.value, m)
+                elif isinstance(m, ir.Instruction):
+                    if m.name.value in seen_instr:
+                        ctx.diagnostics.add("E012", f"instruction `{m.name.value}` is declared twice in task `{item.name.value}`", m.name.span)
+                    seen_instr.setdefault(m.name.value, m)
+            members = tuple(task_props(item))
+        elif isinstance(item, ir.MetaPrompt | ir.Bootstrap | ir.Sampling):
+            members = item.members
+        elif isinstance(item, ir.Plan):
+            members = tuple(m for m in item.members if not isinstance(m, ir.Use))
+            for m in item.members:
+                if isinstance(m, ir.Filter):
+                    _report_repeats(m.members, ctx)
+            uses = Counter(u.metaprompt.value for u in item.members if isinstance(u, ir.Use))
+            for u in item.members:
+                if isinstance(u, ir.Use) and uses[u.metaprompt.value] > 1:
+                    ctx.diagnostics.add("E014", f"meta-prompt `{u.metaprompt.value}` is used twice in plan `{item.name.value}`", u.metaprompt.span)
+                    uses[u.metaprompt.value] = 0
+        elif isinstance(item, ir.Strategies):
+            names: set[str] = set()
+            for s in item.items:
+                if s.name.value in names:
+                    ctx.diagnostics.add("E014", f"strategy `{s.name.value}` is listed twice in `{item.name.value}`", s.name.span)
+                names.add(s.name.value)
+            continue
+        else:
+            continue
+        _report_repeats(members, ctx)
+
+
+_PROPERTY_WORDS = {
+    "PromptSystem": "system", "PromptUser": "user", "PromptDescription": "description",
+    "PromptStrategies": "strategies", "PromptCount": "count", "PromptTake": "take",
+    "TopP": "top_p", "MaxTokens": "max_tokens", "SamplingPlanRef": "plan",
+    "SamplingInstances": "instances", "RawShare": "raw_share", "PerTask": "per_task",
+    "LengthRatio": "length_ratio", "PlaceholderPolicy": "placeholders",
+}
+
+
+def _report_repeats(members: t.Iterable[object], ctx: Context) -> None:
+    seen: set[str] = set()
+    for m in members:
+        key = _member_key(m)
+        if key in seen:
+            word = _PROPERTY_WORDS.get(key, key.lower())
+            span = t.cast(t.Any, m).span
+            ctx.diagnostics.add("E014", f"`{word}` is given twice in this block", span, hint="remove one of them")
+        seen.add(key)
+
+
+def resolve_type(texpr: ir.TypeExpr, ctx: Context, _depth: int = 0) -> tuple[str, bool, bool]:
+    """Return (builtin base, is_list, optional) after following aliases."""
+    base = texpr.base.value
+    is_list, optional = texpr.is_list, texpr.optional
+    depth = 0
+    while base not in BUILTIN_TYPES and base in ctx.types and depth < 32:
+        alias = ctx.types[base].type
+        base, is_list, optional = alias.base.value, is_list or alias.is_list, optional or alias.optional
+        depth += 1
+    return base, is_list, optional
+
+
+def check_types(program: ir.Program, ctx: Context) -> None:
+    """Unknown types (E022), bad options (E023), alias cycles (E026), sources (E024, E025)."""
+    for alias in ctx.types.values():
+        seen = {alias.name.value}
+        base = alias.type.base.value
+        while base in ctx.types:
+            if base in seen:
+                ctx.diagnostics.add("E026", f"type alias `{alias.name.value}` refers to itself", alias.type.base.span)
+                break
+            seen.add(base)
+            base = ctx.types[base].type.base.value
+    exprs: list[ir.TypeExpr] = [a.type for a in ctx.types.values()]
+    for task in ctx.tasks.values():
+        exprs.extend(s.type for s in task_slots(task))
+    for texpr in exprs:
+        _check_type_expr(texpr, ctx)
+    for task in ctx.tasks.values():
+        for slot in task_slots(task):
+            base, is_list, _ = resolve_type(slot.type, ctx)
+            if base == "const" and slot.source is not None:
+                ctx.diagnostics.add("E024", f"const slot `{slot.name.value}` cannot take a value `from` a record", slot.source.span)
+            if slot.each is not None and not (is_list or base == "choices"):
+                ctx.diagnostics.add("E025", f"`each` formats list elements, but slot `{slot.name.value}` is not a list", slot.each.span, hint=f"declare it as `{slot.type.base.value}[]`")
+
+
+def _check_type_expr(texpr: ir.TypeExpr, ctx: Context) -> None:
+    name = texpr.base.value
+    if name not in BUILTIN_TYPES and name not in ctx.types:
+        ctx.diagnostics.add(
+            "E022", f"unknown slot type `{name}`", texpr.base.span,
+            hint=did_you_mean(name, [*BUILTIN_TYPES, *ctx.types]) or "built-in types are text, bbox, choices and const",
+        )
+        return
+    if name not in BUILTIN_TYPES:
+        return
+    can_list, takes_sep, takes_prefix = BUILTIN_TYPES[name]
+    if texpr.is_list and not can_list:
+        ctx.diagnostics.add("E023", f"`{name}` cannot be a list", texpr.base.span, hint="choices is already a list of options" if name == "choices" else None)
+    if texpr.sep is not None and not (takes_sep and (texpr.is_list or name == "choices")):
+        ctx.diagnostics.add("E023", f"`sep` applies to list and choices types, not `{name}`", texpr.sep.span)
+    if texpr.prefix is not None and not takes_prefix:
+        ctx.diagnostics.add("E023", f"`prefix` applies to choices, not `{name}`", texpr.prefix.span)
+
+
+def _segments_text(instr: ir.Instruction) -> str:
+    return "".join(seg.literal.value for seg in instr.segments)
+
+
+def check_instructions(program: ir.Program, ctx: Context) -> None:
+    """Placeholders (E020, W021, E031, E032), emptiness (E030, E035), pins (E033), W034."""
+    for task in ctx.tasks.values():
+        slots = {s.name.value: s for s in task_slots(task)}
+        used: set[str] = set()
+        instructions = task_instructions(task)
+        if not instructions:
+            ctx.diagnostics.add("E035", f"task `{task.name.value}` has no instructions", task.name.span)
+        texts: dict[str, ir.Instruction] = {}
+        for instr in instructions:
+            text = _segments_text(instr)
+            if not text.strip():
+                ctx.diagnostics.add("E030", f"instruction `{instr.name.value}` is empty", instr.span)
+            elif text in texts:
+                ctx.diagnostics.add("W034", f"instruction `{instr.name.value}` repeats instruction `{texts[text].name.value}` word for word", instr.name.span)
+            texts.setdefault(text, instr)
+            for seg in instr.segments:
+                for piece in seg.pieces:
+                    if isinstance(piece, ir.SlotRef):
+                        used.add(piece.name)
+                        if piece.name not in slots:
+                            ctx.diagnostics.add(
+                                "E020", f"undeclared slot `{piece.name}` in task `{task.name.value}`", piece.span,
+                                hint=did_you_mean(piece.name, slots) or f"declare it: `slot {piece.name}: text`",
+                            )
+                    elif isinstance(piece, ir.BadBrace):
+                        if piece.kind == "bad_name":
+                            ctx.diagnostics.add("E032", f"`{piece.text}` is not a placeholder: names are letters, digits and `_`", piece.span, hint=r"write literal braces as \{ and \}")
+                        else:
+                            ctx.diagnostics.add("E031", f"stray `{piece.text}` in instruction `{instr.name.value}`", piece.span, hint=r"write a literal brace as \{ or \}")
+            pins = [seg.pinned for seg in instr.segments]
+            first_free = pins.index(False) if False in pins else len(pins)
+            last_free = len(pins) - 1 - pins[::-1].index(False) if False in pins else -1
+            for i, seg in enumerate(instr.segments):
+                if seg.pinned and first_free < i < last_free:
+                    ctx.diagnostics.add("E033", "a pinned segment may only start or end an instruction", seg.span, hint="pinned text is held out of the paraphrase and re-attached at the edge it came from")
+        for name, slot in slots.items():
+            if name not in used:
+                ctx.diagnostics.add("W021", f"slot `{name}` is not used by any instruction of task `{task.name.value}`", slot.name.span)
+
+
+def check_enums(program: ir.Program, ctx: Context) -> None:
+    """Values of enumerated properties (E042)."""
+    def check(name: ir.Name, allowed: tuple[str, ...], what: str) -> None:
+        if name.value not in allowed:
+            ctx.diagnostics.add("E042", f"{what} must be {' or '.join(f'`{a}`' for a in allowed)}, not `{name.value}`", name.span, hint=did_you_mean(name.value, allowed))
+    for item in _items(program):
+        if isinstance(item, ir.Task):
+            for p in task_props(item):
+                if isinstance(p, ir.Split):
+                    check(p.value, SPLITS, "split")
+        elif isinstance(item, ir.Plan):
+            for m in item.members:
+                if isinstance(m, ir.Filter):
+                    for f in m.members:
+                        if isinstance(f, ir.PlaceholderPolicy):
+                            check(f.value, PLACEHOLDER_POLICIES, "placeholders")
+        elif isinstance(item, ir.Sampling):
+            for s in item.members:
+                if isinstance(s, ir.Mode):
+                    check(s.value, SAMPLING_MODES, "mode")
+
+
+def _bound(ctx: Context, lit: ir.NumberLit | ir.IntLit, what: str, lo: float, hi: float, lo_open: bool = False) -> None:
+    v = lit.value
+    if v < lo or v > hi or (lo_open and v == lo):
+        lo_txt = f"greater than {lo:g}" if lo_open else f"at least {lo:g}"
+        hi_txt = f"at most {hi:g}" if hi != float("inf") else ""
+        ctx.diagnostics.add("E040", f"{what} must be {lo_txt}{' and ' + hi_txt if hi_txt else ''}, not {lit.value:g}", lit.span)
+
+
+def range_values(rng: ir.NumberRange) -> list[float]:
+    """Expand ``lo..hi step s`` inclusively, rounding away float drift."""
+    lo, hi, step = rng.low.value, rng.high.value, rng.step.value
+    if step <= 0 or hi < lo:
+        return []
+    count = int(round((hi - lo) / step + 1e-9)) + 1
+    decimals = max(len(x.text.split(".")[1]) if "." in x.text else 0 for x in (rng.low, rng.high, rng.step))
+    return [round(lo + i * step, decimals + 2) for i in range(count) if lo + i * step <= hi + 1e-9]
+
+
+def check_numbers(program: ir.Program, ctx: Context) -> None:
+    """Numeric bounds (E040) and ranges (E041)."""
+    inf = float("inf")
+    for item in _items(program):
+        if isinstance(item, ir.Plan):
+            for m in item.members:
+                if isinstance(m, ir.Use) and m.samples is not None:
+                    _bound(ctx, m.samples, "samples", 1, 1000)
+                elif isinstance(m, ir.Temperature):
+                    if isinstance(m.values, ir.NumberRange):
+                        r = m.values
+                        if r.step.value <= 0:
+                            ctx.diagnostics.add("E041", "the step of a range must be positive", r.step.span)
+                        elif r.high.value < r.low.value:
+                            ctx.diagnostics.add("E041", f"range {r.low.text}..{r.high.text} is empty: the low end is above the high end", r.span)
+                        elif (r.high.value - r.low.value) / r.step.value > MAX_RANGE_VALUES:
+                            ctx.diagnostics.add("E041", f"range has more than {MAX_RANGE_VALUES} values", r.span)
+                        for lit in (r.low, r.high):
+                            _bound(ctx, lit, "temperature", 0, 2)
+                    else:
+                        for lit in m.values.values:
+                            _bound(ctx, lit, "temperature", 0, 2)
+                elif isinstance(m, ir.TopP):
+                    _bound(ctx, m.value, "top_p", 0, 1, lo_open=True)
+                elif isinstance(m, ir.MaxTokens):
+                    _bound(ctx, m.value, "max_tokens", 1, 1_000_000)
+                elif isinstance(m, ir.Iterations):
+                    _bound(ctx, m.value, "iterations", 0, 10)
+                elif isinstance(m, ir.Attempts):
+                    _bound(ctx, m.value, "attempts", 1, 20)
+                elif isinstance(m, ir.Seed):
+                    _bound(ctx, m.value, "seed", 0, 2**63 - 1)
+                elif isinstance(m, ir.Filter):
+                    for f in m.members:
+                        if isinstance(f, ir.LengthRatio):
+                            _bound(ctx, f.low, "the low length ratio", 0, inf)
+                            if f.high.value <= f.low.value:
+                                ctx.diagnostics.add("E041", f"length ratio {f.low.text}..{f.high.text} is empty", f.span)
+                        elif isinstance(f, ir.Dedup):
+                            _bound(ctx, f.value, "the dedup threshold", 0, 1)
+        elif isinstance(item, ir.Sampling):
+            for s in item.members:
+                if isinstance(s, ir.RawShare):
+                    _bound(ctx, s.value, "raw_share", 0, 1)
+                elif isinstance(s, ir.PerTask):
+                    _bound(ctx, s.value, "per_task", 1, inf)
+                elif isinstance(s, ir.Seed):
+                    _bound(ctx, s.value, "seed", 0, 2**63 - 1)
+        elif isinstance(item, ir.MetaPrompt | ir.Bootstrap):
+            for pm in item.members:
+                if isinstance(pm, ir.PromptCount | ir.PromptTake):
+                    _bound(ctx, pm.value, "count" if isinstance(pm, ir.PromptCount) else "take", 1, 100)
+
+
+def check_references(program: ir.Program, ctx: Context) -> None:
+    """Unknown names (E013) with hints; plan inheritance cycles (E052)."""
+    def unknown(name: ir.Name, kind: str, table: t.Iterable[str]) -> None:
+        ctx.diagnostics.add("E013", f"unknown {kind} `{name.value}`", name.span, hint=did_you_mean(name.value, table))
+    usable = {**ctx.metaprompts}
+    for item in _items(program):
+        if isinstance(item, ir.MetaPrompt):
+            for pm in item.members:
+                if isinstance(pm, ir.PromptStrategies) and pm.name.value not in ctx.strategies:
+                    unknown(pm.name, "strategy list", ctx.strategies)
+        elif isinstance(item, ir.Plan):
+            if item.extends is not None and item.extends.value not in ctx.plans:
+                unknown(item.extends, "plan", ctx.plans)
+            for m in item.members:
+                if isinstance(m, ir.Use) and m.metaprompt.value not in usable:
+                    unknown(m.metaprompt, "meta-prompt", usable)
+                elif isinstance(m, ir.Tasks) and isinstance(m.selector, ir.SelectNames):
+                    for n in m.selector.names:
+                        if n.value not in ctx.tasks:
+                            unknown(n, "task", ctx.tasks)
+        elif isinstance(item, ir.Sampling):
+            for s in item.members:
+                if isinstance(s, ir.SamplingPlanRef) and s.name.value not in ctx.plans:
+                    unknown(s.name, "plan", ctx.plans)
+    for plan in ctx.plans.values():
+        seen = [plan.name.value]
+        cur = plan
+        while cur.extends is not None and cur.extends.value in ctx.plans:
+            nxt = cur.extends.value
+            if nxt in seen:
+                if nxt == plan.name.value:
+                    ctx.diagnostics.add("E052", f"plan `{plan.name.value}` extends itself: {' -> '.join([*seen, nxt])}", plan.extends.span if plan.extends else plan.name.span)
+                break
+            seen.append(nxt)
+            cur = ctx.plans[nxt]
+
+
+def plan_chain(plan: ir.Plan, ctx: Context) -> list[ir.Plan]:
+    """The plan and its ancestors, most derived first (cycles cut)."""
+    chain = [plan]
+    while chain[-1].extends is not None and chain[-1].extends.value in ctx.plans:
+        parent = ctx.plans[chain[-1].extends.value]
+        if parent in chain:
+            break
+        chain.append(parent)
+    return chain
+
+
+def check_plans(program: ir.Program, ctx: Context) -> None:
+    """Held-out tasks (E050), non-augmentable tasks (W051), no meta-prompt (E053)."""
+    for plan in ctx.plans.values():
+        for m in plan.members:
+            if isinstance(m, ir.Tasks) and isinstance(m.selector, ir.SelectNames):
+                for n in m.selector.names:
+                    task = ctx.tasks.get(n.value)
+                    if task is None:
+                        continue
+                    if task_split(task) == "test":
+                        ctx.diagnostics.add("E050", f"task `{n.value}` is held out (split test) and must never be augmented", n.span, hint="remove it from the plan; held-out tasks are for evaluation only")
+                    elif not task_augmentable(task):
+                        ctx.diagnostics.add("W051", f"task `{n.value}` is marked `augment false` and will be skipped", n.span)
+        if not any(isinstance(m, ir.Use) for p in plan_chain(plan, ctx) for m in p.members):
+            ctx.diagnostics.add("E053", f"plan `{plan.name.value}` uses no meta-prompt", plan.name.span, hint="add `use NAME` for a declared meta-prompt")
+
+
+def check_metaprompts(program: ir.Program, ctx: Context) -> None:
+    """Jinja syntax (E054), unknown variables (E055), missing instruction hole (E056)."""
+    from .templating import template_problems  # jinja2 is needed only here
+
+    for item in [*ctx.metaprompts.values(), *ctx.bootstraps.values()]:
+        is_boot = isinstance(item, ir.Bootstrap)
+        allowed = BOOTSTRAP_VARS if is_boot else METAPROMPT_VARS
+        user = [m for m in item.members if isinstance(m, ir.PromptUser)]
+        if not user:
+            ctx.diagnostics.add("E056", f"{'bootstrap prompt' if is_boot else 'meta-prompt'} `{item.name.value}` has no `user` message", item.name.span)
+        referenced: set[str] = set()
+        for m in item.members:
+            if not isinstance(m, ir.PromptSystem | ir.PromptUser):
+                continue
+            problem, variables = template_problems(m.template.value)
+            if problem is not None:
+                ctx.diagnostics.add("E054", f"invalid template: {problem}", m.template.span)
+                continue
+            referenced |= variables
+            for var in sorted(variables - allowed):
+                ctx.diagnostics.add("E055", f"unknown template variable `{var}`", m.template.span, hint=did_you_mean(var, allowed) or f"available: {', '.join(sorted(allowed))}")
+        if not is_boot and user and "instruction" not in referenced:
+            ctx.diagnostics.add("E056", f"meta-prompt `{item.name.value}` never shows the model the instruction", item.name.span, hint="use {{ instruction }} in the user message")
+        if not is_boot and "strategy" in referenced and not any(isinstance(m, ir.PromptStrategies) for m in item.members):
+            ctx.diagnostics.add("E055", "`strategy` is only defined in a meta-prompt that names `strategies`", item.name.span)
+
+
+Pass = Callable[[ir.Program, Context], None]
+
+#: The check passes, in order.  ``collect_declarations`` must stay first.
+PASSES: tuple[Pass, ...] = (
+    collect_declarations,
+    check_duplicate_members,
+    check_types,
+    check_instructions,
+    check_enums,
+    check_numbers,
+    check_references,
+    check_plans,
+    check_metaprompts,
+)
+
+
+def check_program(program: ir.Program, diagnostics: Diagnostics | None = None) -> Context:
+    """Run every pass; return the context holding symbols and diagnostics."""
+    ctx = Context(diagnostics if diagnostics is not None else Diagnostics())
+    for check_pass in PASSES:
+        check_pass(program, ctx)
+    return ctx

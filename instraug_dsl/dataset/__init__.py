@@ -1,0 +1,1 @@
+"""Dataset-level utilities: filtering and de-duplication of augmented instructions."""

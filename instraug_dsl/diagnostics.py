@@ -1,0 +1,165 @@
+"""Diagnostics: codes, the collected-error model, and the one renderer.
+
+Every problem a user can cause is a :class:`Diagnostic` with a stable code
+from :data:`CODES`, a span, a message and an optional hint.  Passes collect
+them in a :class:`Diagnostics` list instead of raising, so one run of
+``iatc check`` reports every error in every file.  :func:`render` is the only
+place that turns a diagnostic into text; :meth:`Diagnostic.to_json` is the
+only JSON form.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from .source import Span
+
+
+class Severity(enum.Enum):
+    """How bad a diagnostic is; errors make ``iatc check`` exit 1."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+#: Every diagnostic code with a one-line title (README reference table).
+CODES: Mapping[str, str] = {
+    # syntax and lexing
+    "E001": "syntax error",
+    "E002": "unterminated string",
+    "E003": "invalid escape sequence",
+    "E004": "unexpected character",
+    "E005": "unexpected end of file",
+    # declarations and names
+    "E010": "duplicate declaration",
+    "E011": "duplicate slot",
+    "E012": "duplicate instruction name",
+    "E013": "unknown reference",
+    "E014": "duplicate property",
+    # slots and types
+    "E020": "undeclared slot",
+    "W021": "unused slot",
+    "E022": "unknown slot type",
+    "E023": "invalid type option",
+    "E024": "slot source missing or not allowed",
+    "E025": "`each` on a non-list slot",
+    "E026": "type alias cycle",
+    # instructions
+    "E030": "empty instruction",
+    "E031": "stray or unbalanced brace",
+    "E032": "invalid placeholder",
+    "E033": "pinned segment in the middle of an instruction",
+    "W034": "duplicate instruction text",
+    "E035": "task without instructions",
+    # numbers, ranges and enumerations
+    "E040": "number out of range",
+    "E041": "invalid range",
+    "E042": "invalid choice",
+    # plans and meta-prompts
+    "E050": "held-out task in an augmentation plan",
+    "W051": "task cannot be augmented",
+    "E052": "plan inheritance cycle",
+    "E053": "plan uses no meta-prompt",
+    "E054": "invalid meta-prompt template",
+    "E055": "unknown meta-prompt variable",
+    "E056": "meta-prompt lacks the instruction",
+    # files and imports
+    "E060": "imported file not found",
+    "E061": "import cycle",
+    "E062": "cannot read file",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in a source file.
+
+    ``code`` is a key of :data:`CODES`; its first letter fixes the severity.
+    ``hint`` is shown after ``= hint:`` (usually a "did you mean").
+    """
+
+    code: str
+    message: str
+    span: Span
+    hint: str | None = None
+
+    @property
+    def severity(self) -> Severity:
+        """Errors start with E, warnings with W."""
+        return Severity.WARNING if self.code.startswith("W") else Severity.ERROR
+
+    def to_json(self) -> dict[str, object]:
+        """Return the diagnostic as a JSON-ready mapping (stable keys)."""
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+            "hint": self.hint,
+            "span": self.span.to_json(),
+        }
+
+
+class Diagnostics:
+    """An ordered collection that passes append to."""
+
+    def __init__(self, items: Iterable[Diagnostic] = ()) -> None:
+        self._items: list[Diagnostic] = list(items)
+
+    def add(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        """Record one diagnostic; ``code`` must be registered in :data:`CODES`."""
+        if code not in CODES:  # a programming error, not a user error
+            raise KeyError(f"unregistered diagnostic code {code}")
+        self._items.append(Diagnostic(code, message, span, hint))
+
+    def extend(self, items: Iterable[Diagnostic]) -> None:
+        """Append several diagnostics."""
+        self._items.extend(items)
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        """Only the error-severity diagnostics."""
+        return [d for d in self._items if d.severity is Severity.ERROR]
+
+    def sorted(self) -> list[Diagnostic]:
+        """Diagnostics in source order (file, offset), stable for ties."""
+        return sorted(self._items, key=lambda d: (d.span.path, d.span.start, d.span.end))
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """Return ``did you mean `x`?`` for the closest candidate, if any is close."""
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean `{matches[0]}`?" if matches else None
+
+
+def render(diag: Diagnostic, source_text: str | None) -> str:
+    """Render one diagnostic as text with a source excerpt and caret underline.
+
+    ``source_text`` is the whole file; ``None`` (file unreadable) prints the
+    header and hint only.  The underline covers the whole span on its first
+    line (a multi-line span is underlined to the end of that line).
+    """
+    span = diag.span
+    head = f"{span.path}:{span.line}:{span.col}: {diag.severity.value}[{diag.code}]: {diag.message}"
+    lines = [head]
+    if source_text is not None and span.path != "<builtin>":
+        all_lines = source_text.split("\n")
+        if 1 <= span.line <= len(all_lines):
+            text = all_lines[span.line - 1].replace("\t", " ")
+            gutter = " " * len(str(span.line))
+            last_col = span.end_col if span.end_line == span.line else len(text) + 1
+            width = max(1, last_col - span.col)
+            lines.append(f"{gutter} |")
+            lines.append(f"{span.line} | {text}")
+            lines.append(f"{gutter} | {' ' * (span.col - 1)}{'^' * width}")
+    if diag.hint:
+        lines.append(f"  = hint: {diag.hint}")
+    return "\n".join(lines)

@@ -1,0 +1,378 @@
+"""The one door to litellm: one chat completion in, one `LLMResult` or `BackendError` out.
+
+litellm is imported lazily (it costs ~5 s) and only here. The in-process providers
+``offline/...`` and ``embedded/...`` are registered in ``litellm.custom_provider_map`` so every
+model, local or remote, goes through the same litellm routing and error mapping.
+`acomplete` makes exactly one attempt: retries and backoff belong to the engine, which decides
+by `BackendError.kind`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Kind = Literal["rate_limit", "transient", "timeout", "fatal"]
+
+DEFAULT_MODEL = "embedded/default"
+"""The tool's default model: ``$IATC_GGUF`` if set, else the bundled Qwen2.5-Coder-0.5B."""
+
+LOCAL_PROVIDERS = ("offline", "embedded")
+"""Providers implemented in this package (no network, no cost)."""
+
+# Local OpenAI-compatible servers (llama.cpp server, vLLM, FakeServer) ignore the key, but the
+# OpenAI client refuses to send a request without one.
+_PLACEHOLDER_KEY = "sk-no-key-required"
+_MAX_DETAIL = 300
+# litellm stacks class names in front of provider messages:
+# "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached".
+_PREFIXES = re.compile(r"^(?:(?:litellm\.)?\w*(?:Error|Exception)\s*[:-]\s*)+")
+
+
+@dataclass(frozen=True, slots=True)
+class LLMCall:
+    """One chat-completion request, fully specified (the engine builds these)."""
+
+    model: str
+    messages: tuple[dict[str, str], ...]
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int | None
+    timeout: float
+    api_base: str | None = None
+    api_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LLMResult:
+    """The reply text of one successful call, with usage, cost and wall-clock latency."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    model: str
+    latency_s: float
+
+
+class BackendError(Exception):
+    """A failed call, classified for the engine's retry policy.
+
+    ``kind`` is ``rate_limit`` (back off, honour ``retry_after`` seconds when known),
+    ``transient`` (retry), ``timeout`` (retry, maybe with a longer deadline) or ``fatal``
+    (do not retry: configuration or request error). ``message`` is fit to show to a user.
+    """
+
+    def __init__(self, kind: Kind, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind: Kind = kind
+        self.message = message
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.kind, self.message, self.retry_after))
+
+    def __repr__(self) -> str:
+        return f"BackendError({self.kind!r}, {self.message!r})"
+
+
+_registry_lock = threading.Lock()
+
+
+def _litellm() -> Any:
+    """Import litellm once, offline (no price-list download) and quiet."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def ensure_providers_registered() -> None:
+    """Register the ``offline`` and ``embedded`` providers with litellm (idempotent)."""
+    litellm = _litellm()
+    with _registry_lock:
+        present = {entry.get("provider") for entry in litellm.custom_provider_map}
+        missing = [name for name in LOCAL_PROVIDERS if name not in present]
+        if not missing:
+            return
+        handler_class = _handler_class(litellm)
+        litellm.custom_provider_map = [
+            *litellm.custom_provider_map,
+            *({"provider": name, "custom_handler": handler_class(name)} for name in missing),
+        ]
+
+
+def _handler_class(litellm: Any) -> Any:
+    """Build the CustomLLM subclass lazily: its base class exists only once litellm is loaded."""
+
+    class LocalProvider(litellm.CustomLLM):  # type: ignore[misc, name-defined]
+        def __init__(self, provider: str) -> None:
+            super().__init__()
+            self.provider = provider
+
+        def completion(self, *args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            reply = _local_generate_sync(self.provider, kwargs)
+            return _fill_response(litellm, kwargs, self.provider, reply, start)
+
+        async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            reply = await _local_generate_async(self.provider, kwargs)
+            return _fill_response(litellm, kwargs, self.provider, reply, start)
+
+    return LocalProvider
+
+
+def _seconds(timeout: Any) -> float | None:
+    """litellm hands over a float or an httpx.Timeout; we need seconds."""
+    if timeout is None or isinstance(timeout, int | float):
+        return None if timeout is None else float(timeout)
+    read = getattr(timeout, "read", None)
+    return float(read) if isinstance(read, int | float) else None
+
+
+def _local_generate_sync(provider: str, kwargs: Mapping[str, Any]) -> Any:
+    params = kwargs.get("optional_params") or {}
+    if provider == "offline":
+        from instraug_dsl.runtime import offline
+
+        return offline.generate(kwargs["model"], kwargs["messages"], params.get("seed"))
+    from instraug_dsl.runtime import embedded
+
+    return embedded.generate(
+        kwargs["model"], kwargs["messages"], _sampling(params), _seconds(kwargs.get("timeout"))
+    )
+
+
+async def _local_generate_async(provider: str, kwargs: Mapping[str, Any]) -> Any:
+    if provider == "offline":  # pure Python and instant: no thread needed
+        return _local_generate_sync(provider, kwargs)
+    from instraug_dsl.runtime import embedded
+
+    params = kwargs.get("optional_params") or {}
+    return await embedded.agenerate(
+        kwargs["model"], kwargs["messages"], _sampling(params), _seconds(kwargs.get("timeout"))
+    )
+
+
+def _sampling(params: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("temperature", "top_p", "max_tokens", "seed")
+    return {key: params[key] for key in keys if params.get(key) is not None}
+
+
+def _fill_response(
+    litellm: Any, kwargs: Mapping[str, Any], provider: str, reply: Any, start: float
+) -> Any:
+    response = kwargs["model_response"]
+    response.choices[0].message.content = reply.text
+    response.choices[0].finish_reason = "stop"
+    response.model = f"{provider}/{kwargs['model']}"
+    response.usage = litellm.Usage(
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        total_tokens=reply.prompt_tokens + reply.completion_tokens,
+    )
+    response._hidden_params["local_latency_s"] = time.monotonic() - start
+    return response
+
+
+def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """Price of a call in USD from litellm's bundled cost map; 0.0 for local or unknown models."""
+    if model.split("/", 1)[0] in LOCAL_PROVIDERS:
+        return 0.0
+    litellm = _litellm()
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+        return float(prompt_cost) + float(completion_cost)
+    except Exception:  # unknown model: litellm raises; we simply don't know its price
+        return 0.0
+
+
+async def acomplete(call: LLMCall) -> LLMResult:
+    """Run one chat completion (one attempt, no retries).
+
+    Raises `BackendError` for every failure; no litellm, httpx or provider exception escapes.
+    """
+    try:
+        litellm = _litellm()
+        ensure_providers_registered()
+        kwargs = _request(litellm, call)
+        start = time.monotonic()  # after the one-off import: latency is the call's own
+        # litellm does not enforce `timeout` for custom providers, and a wedged connection
+        # must not hang the engine either: the deadline is ours.
+        response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=call.timeout)
+        return _result(response, call, time.monotonic() - start)
+    except BackendError:
+        raise
+    except TimeoutError:
+        raise BackendError(
+            "timeout", f"{call.model}: no reply within the {call.timeout:g} s deadline"
+        ) from None
+    except Exception as exc:
+        raise _classify(exc, call) from None
+
+
+def _request(litellm: Any, call: LLMCall) -> dict[str, Any]:
+    """litellm keyword arguments for `call`, after checking provider and credentials."""
+    provider = _provider(litellm, call.model)
+    kwargs: dict[str, Any] = {
+        "model": call.model,
+        "messages": [dict(m) for m in call.messages],
+        "temperature": call.temperature,
+        "top_p": call.top_p,
+        "max_tokens": call.max_tokens,
+        "timeout": call.timeout,
+        "num_retries": 0,  # the engine retries; litellm must not multiply attempts
+        "max_retries": 0,  # ...nor the OpenAI client underneath it
+        "drop_params": True,  # e.g. providers without `seed` support
+    }
+    if call.seed is not None:
+        kwargs["seed"] = call.seed
+    if call.api_base:
+        kwargs["api_base"] = call.api_base
+    if call.api_key:
+        kwargs["api_key"] = call.api_key
+    elif provider not in LOCAL_PROVIDERS:
+        missing = _missing_keys(litellm, call.model)
+        if missing and call.api_base and provider == "openai":
+            kwargs["api_key"] = _PLACEHOLDER_KEY
+        elif missing:
+            raise BackendError(
+                "fatal",
+                f"missing API key for {call.model}: set the environment variable "
+                + " and ".join(missing),
+            )
+    return kwargs
+
+
+def _provider(litellm: Any, model: str) -> str:
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model=model)
+    except Exception:
+        raise BackendError(
+            "fatal",
+            f"unknown model or provider {model!r}: write it as provider/model, e.g. "
+            f"{DEFAULT_MODEL}, offline/rules or openai/gpt-4o-mini",
+        ) from None
+    return str(provider)
+
+
+def _missing_keys(litellm: Any, model: str) -> list[str]:
+    try:
+        env = litellm.validate_environment(model=model)
+    except Exception:  # litellm cannot tell for this provider: let the call itself decide
+        return []
+    return [str(key) for key in env.get("missing_keys", [])]
+
+
+def _result(response: Any, call: LLMCall, latency: float) -> LLMResult:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise BackendError("transient", f"{call.model}: reply had no choices")
+    message = getattr(choices[0], "message", None)
+    text = getattr(message, "content", None)
+    if not isinstance(text, str):
+        raise BackendError("transient", f"{call.model}: reply had no message content")
+    usage = getattr(response, "usage", None)
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    return LLMResult(
+        text=text,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=estimate_cost(call.model, prompt_tokens, completion_tokens),
+        model=call.model,
+        latency_s=latency,
+    )
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _detail(exc: BaseException) -> str:
+    """First line of an exception message, without litellm's class prefix and debug tail."""
+    text = str(getattr(exc, "message", None) or exc or type(exc).__name__)
+    line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return _PREFIXES.sub("", line)[:_MAX_DETAIL] or type(exc).__name__
+
+
+def _classify(exc: Exception, call: LLMCall) -> BackendError:
+    """Map any exception raised under litellm to a `BackendError` kind and a clear message."""
+    import httpx
+    import openai
+
+    where = call.api_base or "the provider"
+    for inner in _chain(exc):
+        if isinstance(inner, BackendError):  # raised by our own providers, wrapped by litellm
+            return inner
+    chain = list(_chain(exc))
+    if any(isinstance(e, httpx.ConnectError | ConnectionRefusedError | socket.gaierror)
+           for e in chain):
+        return BackendError("fatal", f"{call.model}: cannot reach the server at {where}")
+    if any(isinstance(e, openai.APITimeoutError | httpx.TimeoutException) for e in chain):
+        return BackendError("timeout", f"{call.model}: {where} did not answer in time")
+    # litellm reports unparsable or cut-off bodies as status 500: look at the cause first.
+    if any(isinstance(e, json.JSONDecodeError) for e in chain):
+        return BackendError("transient", f"{call.model}: malformed JSON reply from {where}")
+    if any(isinstance(e, httpx.ReadError | httpx.RemoteProtocolError | ConnectionError)
+           for e in chain):
+        return BackendError(
+            "transient", f"{call.model}: connection to {where} broke mid-reply (truncated body)"
+        )
+    status = getattr(exc, "status_code", None)
+    detail = _detail(exc)
+    if isinstance(exc, openai.RateLimitError) or status == 429:
+        return BackendError(
+            "rate_limit", f"{call.model}: rate limited by {where}: {detail}", _retry_after(exc)
+        )
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError) or status in (
+        401, 403,
+    ):
+        return BackendError(
+            "fatal", f"{call.model}: authentication failed at {where} (check the API key): {detail}"
+        )
+    if isinstance(exc, openai.NotFoundError) or status == 404:
+        return BackendError("fatal", f"{call.model}: model not found at {where}: {detail}")
+    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError) or status in (
+        400, 413, 422,
+    ):
+        return BackendError("fatal", f"{call.model}: request rejected by {where}: {detail}")
+    if isinstance(status, int) and status >= 500:
+        return BackendError("transient", f"{call.model}: server error {status} at {where}")
+    if any(isinstance(e, httpx.HTTPError) for e in chain):
+        return BackendError("transient", f"{call.model}: HTTP error talking to {where}: {detail}")
+    if isinstance(exc, openai.OpenAIError):
+        return BackendError("transient", f"{call.model}: {detail}")
+    # Not a provider error at all: a bug or misuse, and retrying would not help.
+    return BackendError("fatal", f"{call.model}: unexpected {type(exc).__name__}: {detail}")
+
+
+def _retry_after(exc: Exception) -> float | None:
+    for source in (getattr(exc, "headers", None), getattr(getattr(exc, "response", None),
+                                                         "headers", None)):
+        if not source:
+            continue
+        try:
+            value = source.get("retry-after") or source.get("Retry-After")
+            return float(value) if value is not None else None
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return None

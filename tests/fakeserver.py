@@ -1,0 +1,281 @@
+"""An OpenAI-compatible chat-completions server on 127.0.0.1 for tests and benchmarks.
+
+    with FakeServer(latency=0.1, fault_rate=0.2, seed=0) as srv:
+        call = LLMCall(model="openai/fake", api_base=srv.base_url, ...)
+
+It runs an asyncio server (stdlib only) in a background thread, so latency sleeps never block
+other requests and hundreds of requests can be in flight. Replies are JSON arrays holding one
+rewrite of the text between ``<instruction>`` tags, made by the offline rewriter with the
+request's ``seed``.
+
+Faults are picked deterministically per chat request: request ``n`` (0-based) uses
+``script[n]`` when ``n < len(script)`` (``None`` or ``"ok"`` = no fault), otherwise
+``Random(f"{seed}:{n}")`` draws a fault from ``faults`` with probability ``fault_rate``.
+Fault names: see `HTTP_FAULTS` and `CONTENT_FAULTS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from instraug_dsl.runtime import offline
+
+HTTP_FAULTS = (
+    "rate_limit",  # 429 with Retry-After
+    "server_error",  # 500
+    "timeout",  # sleeps `hang_s` (longer than any sane client timeout) before answering
+    "malformed_json",  # 200 with a body that is not JSON
+    "truncated",  # Content-Length larger than the bytes sent, then the connection closes
+    "empty_choices",  # 200, valid JSON, "choices": []
+)
+CONTENT_FAULTS = offline.CHAOS_MODES  # a valid HTTP reply whose content is a broken rewrite
+DEFAULT_FAULTS = HTTP_FAULTS + (
+    "drop_token",
+    "duplicate_token",
+    "invent_token",
+    "python_payload",
+    "template_payload",
+)
+MODES = ("rewrite", "echo", "fixed")
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
+            500: "Internal Server Error"}
+
+
+class FakeServer:
+    """A background OpenAI-compatible server; use as a context manager.
+
+    Args:
+        latency: seconds every request waits before its reply (non-blocking).
+        fault_rate: probability that a request (beyond `script`) gets a fault.
+        seed: makes the fault sequence reproducible.
+        faults: the fault names drawn from (`DEFAULT_FAULTS`; any of `HTTP_FAULTS` or
+            `CONTENT_FAULTS`).
+        script: explicit faults for the first requests, e.g. ``["rate_limit", None]``.
+        mode: ``rewrite`` (default), ``echo`` (instruction unchanged) or ``fixed`` (`content`
+            verbatim as the message content).
+        content: the message content for ``mode="fixed"``.
+        hang_s: how long the ``timeout`` fault sleeps.
+        retry_after: the Retry-After value (seconds) sent with 429.
+
+    Attributes after start: ``base_url`` (``http://127.0.0.1:PORT/v1``), ``requests`` (chat
+    requests received), ``log`` (one dict per chat request: ``n``, ``body``, ``fault``).
+    """
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        seed: int = 0,
+        faults: Sequence[str] = DEFAULT_FAULTS,
+        script: Sequence[str | None] = (),
+        mode: str = "rewrite",
+        content: str | None = None,
+        hang_s: float = 30.0,
+        retry_after: float = 1.0,
+    ) -> None:
+        unknown = [f for f in [*faults, *script] if f not in (*HTTP_FAULTS, *CONTENT_FAULTS,
+                                                               None, "ok")]
+        if unknown:
+            raise ValueError(f"unknown fault(s) {unknown}")
+        if mode not in MODES or (mode == "fixed") != (content is not None):
+            raise ValueError(f"mode must be one of {MODES}; content is given iff mode='fixed'")
+        self.latency, self.fault_rate, self.seed = latency, fault_rate, seed
+        self.faults, self.script = tuple(faults), tuple(script)
+        self.mode, self.content = mode, content
+        self.hang_s, self.retry_after = hang_s, retry_after
+        self.requests = 0
+        self.log: list[dict[str, Any]] = []
+        self.port = 0
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL (ends in ``/v1``)."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> FakeServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start serving in a daemon thread; returns once the port is bound."""
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            try:
+                server = loop.run_until_complete(
+                    asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
+                )
+                self.port = server.sockets[0].getsockname()[1]
+            except BaseException as exc:  # report bind failures to the starting thread
+                errors.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                server.close()
+                for task in list(self._tasks):
+                    task.cancel()
+                loop.run_until_complete(self._drain())
+                loop.run_until_complete(server.wait_closed())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="FakeServer", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if errors:
+            raise errors[0]
+
+    def stop(self) -> None:
+        """Stop the server, cancelling requests still in flight."""
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop = self._thread = None
+
+    async def _drain(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def fault_for(self, n: int) -> str | None:
+        """The fault that chat request number ``n`` gets (deterministic)."""
+        if n < len(self.script):
+            fault = self.script[n]
+            return None if fault in (None, "ok") else fault
+        rng = random.Random(f"{self.seed}:{n}")
+        if self.faults and rng.random() < self.fault_rate:
+            return rng.choice(self.faults)
+        return None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # type: ignore[arg-type]
+        try:
+            while await self._one_request(reader, writer):
+                pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        except asyncio.CancelledError:
+            # Only stop() cancels. Returning normally avoids asyncio 3.11's stream callback
+            # calling task.exception() on a cancelled task and logging a spurious traceback.
+            pass
+        finally:
+            self._tasks.discard(task)  # type: ignore[arg-type]
+            writer.close()
+
+    async def _one_request(self, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> bool:
+        """Serve one request; False when the connection must close."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = lines[0].split(" ", 2)
+        headers = {k.strip().lower(): v.strip() for k, _, v in
+                   (line.partition(":") for line in lines[1:] if line)}
+        raw = await reader.readexactly(int(headers.get("content-length", "0")))
+        keep_alive = headers.get("connection", "").lower() != "close"
+        if method == "GET" and path.rstrip("/").endswith("/models"):
+            body = {"object": "list", "data": [{"id": "fake", "object": "model", "created": 0,
+                                                "owned_by": "fakeserver"}]}
+            await self._send(writer, 200, json.dumps(body).encode())
+            return keep_alive
+        if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
+            await self._send(writer, 404, b'{"error": {"message": "not found"}}')
+            return keep_alive
+        with self._lock:
+            n = self.requests
+            self.requests += 1
+        try:
+            request = json.loads(raw)
+        except ValueError:
+            await self._send(writer, 400, b'{"error": {"message": "body is not JSON"}}')
+            return keep_alive
+        fault = self.fault_for(n)
+        with self._lock:
+            self.log.append({"n": n, "body": request, "fault": fault})
+        await asyncio.sleep(self.latency)
+        return await self._reply(writer, request, n, fault) and keep_alive
+
+    async def _reply(self, writer: asyncio.StreamWriter, request: dict[str, Any], n: int,
+                     fault: str | None) -> bool:
+        if fault == "rate_limit":
+            error = {"error": {"message": "Rate limit reached", "type": "rate_limit_error",
+                               "code": "rate_limit_exceeded"}}
+            await self._send(writer, 429, json.dumps(error).encode(),
+                             {"Retry-After": f"{self.retry_after:g}"})
+            return True
+        if fault == "server_error":
+            error = {"error": {"message": "internal error", "type": "server_error"}}
+            await self._send(writer, 500, json.dumps(error).encode())
+            return True
+        if fault == "timeout":
+            await asyncio.sleep(self.hang_s)
+        if fault == "malformed_json":
+            await self._send(writer, 200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0,')
+            return True
+        body = json.dumps(self._completion(request, n, fault)).encode()
+        if fault == "truncated":
+            await self._send(writer, 200, body[: len(body) // 2], content_length=len(body))
+            return False  # closing mid-body is the fault
+        await self._send(writer, 200, body)
+        return True
+
+    def _completion(self, request: dict[str, Any], n: int, fault: str | None) -> dict[str, Any]:
+        messages = request.get("messages") or []
+        instruction = offline.extract_instruction(messages)
+        seed = request.get("seed")
+        seed = seed if isinstance(seed, int) else n
+        if fault in CONTENT_FAULTS:
+            content = offline.corrupt(instruction, seed, fault)
+        elif self.mode == "fixed":
+            content = self.content or ""
+        elif self.mode == "echo":
+            content = json.dumps([instruction], ensure_ascii=False)
+        else:
+            content = json.dumps([offline.rewrite(instruction, seed)], ensure_ascii=False)
+        choices = [] if fault == "empty_choices" else [
+            {"index": 0, "message": {"role": "assistant", "content": content},
+             "finish_reason": "stop", "logprobs": None}
+        ]
+        prompt = sum(len(str(m.get("content", "")).split()) for m in messages)
+        completion = len(content.split())
+        return {
+            "id": f"chatcmpl-fake-{n}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(request.get("model", "fake")),
+            "choices": choices,
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+        }
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, status: int, body: bytes,
+                    extra: dict[str, str] | None = None,
+                    content_length: int | None = None) -> None:
+        headers = {"Content-Type": "application/json",
+                   "Content-Length": str(len(body) if content_length is None else content_length),
+                   **(extra or {})}
+        head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        writer.write(head.encode("latin-1") + body)
+        await writer.drain()
