@@ -11,3 +11,5 @@ USAGE = 2
 RUNTIME = 3
 #: Interrupted (Ctrl-C); everything completed so far is kept.
 INTERRUPTED = 130
+#: A bug in iatc itself (reported without a traceback unless IATC_DEBUG=1).
+INTERNAL = 70

@@ -11,7 +11,7 @@ request's ``seed``.
 Faults are picked deterministically per chat request: request ``n`` (0-based) uses
 ``script[n]`` when ``n < len(script)`` (``None`` or ``"ok"`` = no fault), otherwise
 ``Random(f"{seed}:{n}")`` draws a fault from ``faults`` with probability ``fault_rate``.
-Fault names: see `HTTP_FAULTS` and `CONTENT_FAULTS`.
+Fault names: see `HTTP_FAULTS`, `FATAL_FAULTS` and `CONTENT_FAULTS`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ HTTP_FAULTS = (
     "truncated",  # Content-Length larger than the bytes sent, then the connection closes
     "empty_choices",  # 200, valid JSON, "choices": []
 )
+# Never drawn by default; name them in `faults` or `script` to test fatal-error mapping.
+FATAL_FAULTS = ("unauthorized", "bad_request")  # 401, 400
 CONTENT_FAULTS = offline.CHAOS_MODES  # a valid HTTP reply whose content is a broken rewrite
 DEFAULT_FAULTS = HTTP_FAULTS + (
     "drop_token",
@@ -43,7 +45,7 @@ DEFAULT_FAULTS = HTTP_FAULTS + (
     "template_payload",
 )
 MODES = ("rewrite", "echo", "fixed")
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
             500: "Internal Server Error"}
 
 
@@ -55,7 +57,7 @@ class FakeServer:
         fault_rate: probability that a request (beyond `script`) gets a fault.
         seed: makes the fault sequence reproducible.
         faults: the fault names drawn from (`DEFAULT_FAULTS`; any of `HTTP_FAULTS` or
-            `CONTENT_FAULTS`).
+            `CONTENT_FAULTS`, or `FATAL_FAULTS`).
         script: explicit faults for the first requests, e.g. ``["rate_limit", None]``.
         mode: ``rewrite`` (default), ``echo`` (instruction unchanged) or ``fixed`` (`content`
             verbatim as the message content).
@@ -80,8 +82,8 @@ class FakeServer:
         hang_s: float = 30.0,
         retry_after: float = 1.0,
     ) -> None:
-        unknown = [f for f in [*faults, *script] if f not in (*HTTP_FAULTS, *CONTENT_FAULTS,
-                                                               None, "ok")]
+        unknown = [f for f in [*faults, *script] if f not in (*HTTP_FAULTS, *FATAL_FAULTS,
+                                                               *CONTENT_FAULTS, None, "ok")]
         if unknown:
             raise ValueError(f"unknown fault(s) {unknown}")
         if mode not in MODES or (mode == "fixed") != (content is not None):
@@ -226,6 +228,11 @@ class FakeServer:
         if fault == "server_error":
             error = {"error": {"message": "internal error", "type": "server_error"}}
             await self._send(writer, 500, json.dumps(error).encode())
+            return True
+        if fault in FATAL_FAULTS:
+            status = 401 if fault == "unauthorized" else 400
+            error = {"error": {"message": f"fake {fault}", "type": "invalid_request_error"}}
+            await self._send(writer, status, json.dumps(error).encode())
             return True
         if fault == "timeout":
             await asyncio.sleep(self.hang_s)

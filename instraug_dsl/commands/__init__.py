@@ -1,0 +1,1 @@
+"""One module of `iatc` commands per pipeline stage (registered by cli.py)."""

@@ -1,0 +1,69 @@
+"""Language commands: ``iatc check``, ``iatc parse`` (and ``fmt``, ``import``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import exitcodes
+from ..cli import FormatOpt, PathsArg, app, fail
+
+
+def _check_or_exit(paths: list[Path], fmt: str = "text"):  # type: ignore[no-untyped-def]
+    from ..api import check
+
+    try:
+        result = check(paths)
+    except FileNotFoundError as exc:
+        fail(f"no such file or directory: {exc.args[0]}")
+    if fmt == "json":
+        typer.echo(json.dumps([d.to_json() for d in result.diagnostics], indent=2, sort_keys=True))
+    elif result.diagnostics:
+        typer.echo(result.render(), err=True)
+    return result
+
+
+@app.command("check")
+def check_cmd(paths: PathsArg, format: FormatOpt = "text") -> None:
+    """Parse and check `.iat` files; exit 1 if there is any error."""
+    if format not in ("text", "json"):
+        fail("--format must be `text` or `json`")
+    result = _check_or_exit(paths, format)
+    errors = sum(1 for d in result.diagnostics if d.severity.value == "error")
+    warnings = len(result.diagnostics) - errors
+    if format == "text":
+        files = len(result.sources)
+        summary = f"checked {files} file{'s' * (files != 1)}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        typer.echo(summary, err=bool(errors))
+    raise typer.Exit(exitcodes.DIAGNOSTICS if errors else exitcodes.OK)
+
+
+@app.command("parse")
+def parse_cmd(
+    path: Annotated[Path, typer.Argument(help="A `.iat` file.")],
+    emit: Annotated[str, typer.Option(help="What to print: `ir`.")] = "ir",
+    spans: Annotated[bool, typer.Option(help="Include source spans.")] = True,
+) -> None:
+    """Print the IR of a file (and what it imports) as JSON."""
+    from ..irjson import program_json
+    from ..loader import load
+
+    if emit != "ir":
+        fail("--emit must be `ir`")
+    try:
+        loaded = load([path])
+    except FileNotFoundError as exc:
+        fail(f"no such file or directory: {exc.args[0]}")
+    if loaded.diagnostics.errors:
+        from ..diagnostics import render
+
+        for d in loaded.diagnostics.sorted():
+            src = loaded.sources.get(d.span.path)
+            typer.echo(render(d, src.text if src else None), err=True)
+        raise typer.Exit(exitcodes.DIAGNOSTICS)
+    typer.echo(program_json(loaded.program, spans=spans))
+
+
