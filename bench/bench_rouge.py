@@ -51,7 +51,7 @@ _SYNONYMS = {
 
 def _instruction(rng: random.Random) -> str:
     words = [rng.choice(_VERBS), rng.choice(_OBJECTS), "about", rng.choice(_TOPICS)]
-    for _ in range(rng.randint(1, 4)):
+    for _ in range(rng.randint(2, 5)):
         words.append(rng.choice(_FILLERS))
     text = " ".join(words)
     return text[0].upper() + text[1:] + rng.choice([".", "?", "!", ":", ""])
@@ -157,28 +157,36 @@ def main() -> None:
 
     candidates, references = make_data(n, args.refs, args.seed)
     lengths = [len(tokenize(c)) for c in candidates]
-    print(f"{n} candidates, {len(references)} references, tokens/candidate "
-          f"min={min(lengths)} mean={sum(lengths) / n:.1f} max={max(lengths)}")
+    print(
+        f"{n} candidates, {len(references)} references, tokens/candidate "
+        f"min={min(lengths)} mean={sum(lengths) / n:.1f} max={max(lengths)}"
+    )
 
     sub = candidates[:base_n]
     rows = []
     for label, pretok in [("rouge_score scorer.score", False), ("rouge_score _score_lcs", True)]:
         kept_b, pairs_b, secs_b = baseline(sub, references, args.threshold, pretok)
         rows.append((label, kept_b, pairs_b, secs_b))
-        print(f"{label:<28} first {base_n:>5}: {pairs_b:>9} pairs in {secs_b:7.3f} s "
-              f"= {pairs_b / secs_b:>12,.0f} pairs/s")
+        print(
+            f"{label:<28} first {base_n:>5}: {pairs_b:>9} pairs in {secs_b:7.3f} s "
+            f"= {pairs_b / secs_b:>12,.0f} pairs/s"
+        )
 
     kept_o, pairs_o, secs_o = ours(candidates, references, args.threshold, repeat)
     rate_o = pairs_o / secs_o
-    print(f"{'near_dedup (ours)':<28} all   {n:>5}: {pairs_o:>9} pairs in {secs_o:7.3f} s "
-          f"= {rate_o:>12,.0f} pairs/s  (kept {len(kept_o)})")
+    print(
+        f"{'near_dedup (ours)':<28} all   {n:>5}: {pairs_o:>9} pairs in {secs_o:7.3f} s "
+        f"= {rate_o:>12,.0f} pairs/s  (kept {len(kept_o)})"
+    )
 
     # Same decisions on the subset the baseline saw (greedy, so a prefix run is comparable).
     kept_sub, _, _ = ours(sub, references, args.threshold, 0)
     for label, kept_b, pairs_b, secs_b in rows:
         same = "identical" if kept_b == kept_sub else "DIFFERENT"
-        print(f"speed-up vs {label:<28}: {rate_o / (pairs_b / secs_b):8.1f}x  "
-              f"(keep decisions on first {base_n}: {same})")
+        print(
+            f"speed-up vs {label:<28}: {rate_o / (pairs_b / secs_b):8.1f}x  "
+            f"(keep decisions on first {base_n}: {same})"
+        )
 
 
 if __name__ == "__main__":

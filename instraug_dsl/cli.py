@@ -35,12 +35,15 @@ def fail(message: str, code: int = exitcodes.USAGE) -> NoReturn:
 
 
 def _register_commands() -> None:
-    # Each stage owns one module; importing them is cheap because every heavy
-    # import happens inside the command functions.
-    from .commands import compile as _compile  # noqa: F401
-    from .commands import dataset as _dataset  # noqa: F401
-    from .commands import lang as _lang  # noqa: F401
-    from .commands import runtime as _runtime  # noqa: F401
+    # Each stage owns one module under commands/; importing them is cheap
+    # because every heavy import happens inside the command functions.
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}")
 
 
 def main() -> None:

@@ -182,6 +182,22 @@ def test_f1_threshold_boundary_follows_floats_not_fractions() -> None:
     assert f1_from_lcs(21, 23, 37) == 0.6999999999999998
 
 
+def test_min_lcs_is_exact_minimum() -> None:
+    thresholds = [0.0, 0.3, 0.5, 2 / 3, 0.7, 0.75, 0.9, 1.0, -0.1, 1.5]
+    thresholds += [2 * k / n for n in (13, 20, 37) for k in range(1, n // 2 + 1)]
+    for n_t in range(0, 31):
+        for n_p in range(0, 31):
+            for t in thresholds:
+                for strict in (True, False):
+                    passing = [
+                        lcs
+                        for lcs in range(min(n_t, n_p) + 1)
+                        if (f := f1_from_lcs(lcs, n_t, n_p)) > t or (not strict and f == t)
+                    ]
+                    expected = passing[0] if passing else None
+                    assert rouge._min_lcs(n_t, n_p, t, strict) == expected
+
+
 @settings(max_examples=1500, deadline=None)
 @given(st.text(), st.text())
 def test_rouge_l_f1_matches_rouge_score_on_arbitrary_text(a: str, b: str) -> None:

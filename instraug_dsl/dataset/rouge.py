@@ -3,8 +3,8 @@
 Scores are bit-identical to ``rouge_score.rouge_scorer.RougeScorer(["rougeL"],
 use_stemmer=False).score(target, prediction)["rougeL"].fmeasure`` (rouge_score 0.1.2), but the
 O(n*m) pure-Python LCS table is replaced by rapidfuzz's bit-parallel C++ LCS kernels, and the
-all-pairs dedup loop only evaluates the exact float formula for pairs that can possibly exceed
-the threshold.
+all-pairs dedup loop prunes pairs with exact integer LCS cutoffs before evaluating the float
+formula only for pairs that can exceed the threshold.
 
 Token-less texts (empty, punctuation only, or only non-ASCII letters, which rouge_score's
 tokenizer discards) score 0.0 against everything, exactly like rouge_score. They are therefore
@@ -13,6 +13,7 @@ never ROUGE-L near-duplicates; only the exact/normalized duplicate checks can dr
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from rapidfuzz import process
-from rapidfuzz.distance import Indel, LCSseq
+from rapidfuzz.distance import LCSseq
 
 __all__ = [
     "Drop",
@@ -43,13 +44,8 @@ _TOKEN_RE: Final = re.compile(r"[a-z0-9]+")
 _CODE_POINT_LIMIT: Final = 0x10FFFF
 # Id 0 is reserved for query tokens absent from the index: they can never match anything there.
 _UNKNOWN: Final = 0
-# rapidfuzz's normalized Indel similarity, 2*lcs/(len_a+len_b), equals ROUGE-L F1 in exact
-# arithmetic but may differ in the last ulps from rouge_score's float formula. It is only used as
-# a pre-filter, widened by this margin (many orders above float error, far below the gap between
-# distinct F1 values), and every surviving pair is re-scored with the exact formula.
-_MARGIN: Final = 1e-9
 
-Encoded = str | list[int]
+Encoded = str | list[int]  # one stored sequence as rapidfuzz sees it
 
 
 def tokenize(text: str) -> tuple[str, ...]:
@@ -89,16 +85,40 @@ def rouge_l_f1(target: Sequence[str], prediction: Sequence[str]) -> float:
     return f1_from_lcs(LCSseq.similarity(a, b), len(target), len(prediction))
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _min_lcs(n_target: int, n_prediction: int, threshold: float, strict: bool) -> int | None:
+    """Smallest LCS whose float F1 is ``> threshold`` (or ``>=`` if not strict); None if none."""
+    top = min(n_target, n_prediction)
+    if threshold > 1.0:
+        return None
+    # F1 is 2*lcs/(n_t+n_p) up to a few ulps, so LCS values below this estimate stay at least
+    # 4/(n_t+n_p) under the threshold; scanning upward from it with the exact float formula
+    # then yields the true minimum even where rounding puts 2*lcs/(n_t+n_p) == threshold on
+    # either side of it. (Rigorous while n_t + n_p stays far below 1e15 tokens.)
+    start = (
+        max(0, math.floor(threshold * (n_target + n_prediction) / 2) - 1) if threshold > 0 else 0
+    )
+    for lcs in range(start, top + 1):
+        score = f1_from_lcs(lcs, n_target, n_prediction)
+        if score > threshold or (not strict and score == threshold):
+            return lcs
+    return None
+
+
 class RougeLIndex:
     """An append-only set of token sequences supporting exact max-ROUGE-L-F1 queries."""
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
-        self._encoded: list[Encoded] = []
-        self._lengths: list[int] = []
+        self._size = 0
+        # Sequences bucketed by token count. Within a bucket F1 depends on the LCS alone, so a
+        # threshold on F1 becomes an exact *integer* LCS cutoff that rapidfuzz prunes with.
+        # (Float cutoffs are unusable: rapidfuzz 3.14's Indel.normalized_similarity returns 0
+        # when score_cutoff lies within ~1e-8 below, or equals, the true score.)
+        self._buckets: dict[int, tuple[list[Encoded], list[int]]] = {}
 
     def __len__(self) -> int:
-        return len(self._encoded)
+        return self._size
 
     def _encode(self, tokens: Sequence[str], grow: bool) -> Encoded:
         ids = self._ids
@@ -113,36 +133,37 @@ class RougeLIndex:
 
     def add(self, tokens: Sequence[str]) -> int:
         """Append a token sequence and return its index (0-based, insertion order)."""
-        self._encoded.append(self._encode(tokens, grow=True))
-        self._lengths.append(len(tokens))
-        return len(self._encoded) - 1
+        encoded, positions = self._buckets.setdefault(len(tokens), ([], []))
+        encoded.append(self._encode(tokens, grow=True))
+        positions.append(self._size)
+        self._size += 1
+        return self._size - 1
 
-    def _exact_best(self, query: Encoded, n_query: int, cutoff: float) -> tuple[float, int]:
-        """Exact (max F1, first argmax) over items whose approximate F1 is >= ``cutoff``."""
-        encoded, lengths = self._encoded, self._lengths
-        if cutoff > 0:
+    def _first_reaching(
+        self, query: Encoded, n_query: int, threshold: float, strict: bool
+    ) -> tuple[float, int] | None:
+        """Exact (max F1, first argmax) if max F1 ``> threshold`` (``>=``), else None."""
+        best, best_index = -math.inf, -1
+        for n_item, (encoded, positions) in self._buckets.items():
+            min_lcs = _min_lcs(n_query, n_item, threshold, strict)
+            if min_lcs is None:
+                continue  # the length ratio alone rules the whole bucket out
             hits = process.extract(
                 query,
                 encoded,
-                scorer=Indel.normalized_similarity,
+                scorer=LCSseq.similarity,
                 processor=None,
                 limit=None,
-                score_cutoff=cutoff,
+                score_cutoff=min_lcs,
             )
-            # Survivors are few at useful thresholds: recompute their integer LCS exactly.
-            lcs_by_index = [(i, LCSseq.similarity(query, encoded[i])) for _, _, i in hits]
-        else:
-            full = process.extract(
-                query, encoded, scorer=LCSseq.similarity, processor=None, limit=None
-            )
-            lcs_by_index = [(i, int(lcs)) for _, lcs, i in full]
-        # Ascending index order so that ties resolve to the first index, like np.argmax.
-        lcs_by_index.sort()
-        best, best_index = -1.0, -1
-        for i, lcs in lcs_by_index:
-            score = f1_from_lcs(lcs, n_query, lengths[i])
-            if score > best:
-                best, best_index = score, i
+            for _, lcs, k in hits:
+                score = f1_from_lcs(int(lcs), n_query, n_item)
+                i = positions[k]
+                # Ties resolve to the first inserted sequence, like np.argmax.
+                if score > best or (score == best and i < best_index):
+                    best, best_index = score, i
+        if best_index < 0 or best < threshold or (strict and best == threshold):
+            return None
         return best, best_index
 
     def max_f1(self, tokens: Sequence[str]) -> tuple[float, int]:
@@ -151,32 +172,28 @@ class RougeLIndex:
         ``index`` is the first stored sequence reaching the maximum (0 when every score is
         0.0, matching ``np.argmax``), or -1 when the index is empty.
         """
-        if not self._encoded:
+        if not self._size:
             return 0.0, -1
-        if not tokens:
-            return 0.0, 0
         query = self._encode(tokens, grow=False)
-        _, approx, _ = process.extractOne(
-            query, self._encoded, scorer=Indel.normalized_similarity, processor=None
-        )
-        return self._exact_best(query, len(tokens), float(approx) - _MARGIN)
+        best = 0.0
+        for n_item, (encoded, _) in self._buckets.items():
+            top = process.extractOne(query, encoded, scorer=LCSseq.similarity, processor=None)
+            if top is not None:
+                best = max(best, f1_from_lcs(int(top[1]), len(tokens), n_item))
+        hit = self._first_reaching(query, len(tokens), best, strict=False)
+        if hit is None:  # unreachable: some sequence attains ``best``
+            raise AssertionError("max_f1 lost its maximum")
+        return hit
 
     def best_above(self, tokens: Sequence[str], threshold: float) -> tuple[float, int] | None:
         """Return ``max_f1(tokens)`` if that maximum is ``> threshold``, else ``None``.
 
-        Much faster than ``max_f1`` for a typical threshold such as 0.7: only sequences that
-        can exceed the threshold are scored exactly.
+        Much faster than ``max_f1``: only sequences that can exceed the threshold are scored.
         """
         if math.isnan(threshold):
             raise ValueError("threshold must not be NaN")
-        if threshold - _MARGIN <= 0:
-            score, index = self.max_f1(tokens)
-        elif not self._encoded or not tokens:
-            return None
-        else:
-            query = self._encode(tokens, grow=False)
-            score, index = self._exact_best(query, len(tokens), threshold - _MARGIN)
-        return (score, index) if index >= 0 and score > threshold else None
+        query = self._encode(tokens, grow=False)
+        return self._first_reaching(query, len(tokens), threshold, strict=True)
 
 
 @dataclass(frozen=True)
@@ -243,8 +260,9 @@ def near_dedup(
     for i, text in enumerate(candidates):
         tokens = tokenize(text)
         norm = _normalize(text)
-        # Duplicates share their token sequence, so their F1 is this one.
-        self_score = rouge_l_f1(tokens, tokens)
+        # Duplicates share their token sequence (see _normalize), so their F1 is that of a text
+        # with itself: 1.0, or 0.0 when token-less, exactly as rouge_score computes it.
+        self_score = 1.0 if tokens else 0.0
         if norm in ref_norm:
             r = ref_exact.get(text, ref_norm[norm])
             dropped.append(Drop(i, "copy_of_original", f"original:{r}", self_score))

