@@ -259,7 +259,8 @@ def check_instructions(program: ir.Program, ctx: Context) -> None:
             text = _segments_text(instr)
             if not text.strip():
                 ctx.diagnostics.add("E030", f"instruction `{instr.name.value}` is empty", instr.span)
-            elif text in texts:
+            elif text in texts and task_augmentable(task):
+                # Repeats only matter where paraphrases are judged against originals.
                 ctx.diagnostics.add("W034", f"instruction `{instr.name.value}` repeats instruction `{texts[text].name.value}` word for word", instr.name.span)
             texts.setdefault(text, instr)
             for seg in instr.segments:
@@ -314,7 +315,9 @@ def _bound(ctx: Context, lit: ir.NumberLit | ir.IntLit, what: str, lo: float, hi
     if v < lo or v > hi or (lo_open and v == lo):
         lo_txt = f"greater than {lo:g}" if lo_open else f"at least {lo:g}"
         hi_txt = f"at most {hi:g}" if hi != float("inf") else ""
-        ctx.diagnostics.add("E040", f"{what} must be {lo_txt}{' and ' + hi_txt if hi_txt else ''}, not {lit.value:g}", lit.span)
+        # str() for integers: `:g` converts to float, which overflows on huge literals.
+        shown = str(v) if isinstance(lit, ir.IntLit) else f"{v:g}"
+        ctx.diagnostics.add("E040", f"{what} must be {lo_txt}{' and ' + hi_txt if hi_txt else ''}, not {shown}", lit.span)
 
 
 def range_values(rng: ir.NumberRange) -> list[float]:
@@ -448,7 +451,9 @@ def check_plans(program: ir.Program, ctx: Context) -> None:
 
 def check_metaprompts(program: ir.Program, ctx: Context) -> None:
     """Jinja syntax (E054), unknown variables (E055), missing instruction hole (E056)."""
-    from .templating import template_problems  # jinja2 is needed only here
+    if not (ctx.metaprompts or ctx.bootstraps):
+        return  # importing jinja2 costs start-up time; only templates need it
+    from .templating import template_problems
 
     for item in [*ctx.metaprompts.values(), *ctx.bootstraps.values()]:
         is_boot = isinstance(item, ir.Bootstrap)
@@ -457,17 +462,19 @@ def check_metaprompts(program: ir.Program, ctx: Context) -> None:
         if not user:
             ctx.diagnostics.add("E056", f"{'bootstrap prompt' if is_boot else 'meta-prompt'} `{item.name.value}` has no `user` message", item.name.span)
         referenced: set[str] = set()
+        unparsed = False  # a broken template may well use the instruction
         for m in item.members:
             if not isinstance(m, ir.PromptSystem | ir.PromptUser):
                 continue
             problem, variables = template_problems(m.template.value)
             if problem is not None:
                 ctx.diagnostics.add("E054", f"invalid template: {problem}", m.template.span)
+                unparsed = True
                 continue
             referenced |= variables
             for var in sorted(variables - allowed):
                 ctx.diagnostics.add("E055", f"unknown template variable `{var}`", m.template.span, hint=did_you_mean(var, allowed) or f"available: {', '.join(sorted(allowed))}")
-        if not is_boot and user and "instruction" not in referenced:
+        if not is_boot and user and not unparsed and "instruction" not in referenced:
             ctx.diagnostics.add("E056", f"meta-prompt `{item.name.value}` never shows the model the instruction", item.name.span, hint="use {{ instruction }} in the user message")
         if not is_boot and "strategy" in referenced and not any(isinstance(m, ir.PromptStrategies) for m in item.members):
             ctx.diagnostics.add("E055", "`strategy` is only defined in a meta-prompt that names `strategies`", item.name.span)

@@ -84,8 +84,8 @@ def quote(value: str, triple: bool = False) -> str:
             out.append("\\\\")
         elif ch == '"':
             out.append('\\"')
-        elif ch == "\n" and not triple:
-            out.append("\\n")
+        elif ch == "\n":  # a triple-quoted literal keeps its line breaks
+            out.append("\\n" if not triple else ch)
         elif ch == "\t":
             out.append("\\t")
         elif ch == "\r":

@@ -45,8 +45,14 @@ DEFAULT_FAULTS = HTTP_FAULTS + (
     "template_payload",
 )
 MODES = ("rewrite", "echo", "fixed")
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-            500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
 class FakeServer:
@@ -82,8 +88,11 @@ class FakeServer:
         hang_s: float = 30.0,
         retry_after: float = 1.0,
     ) -> None:
-        unknown = [f for f in [*faults, *script] if f not in (*HTTP_FAULTS, *FATAL_FAULTS,
-                                                               *CONTENT_FAULTS, None, "ok")]
+        unknown = [
+            f
+            for f in [*faults, *script]
+            if f not in (*HTTP_FAULTS, *FATAL_FAULTS, *CONTENT_FAULTS, None, "ok")
+        ]
         if unknown:
             raise ValueError(f"unknown fault(s) {unknown}")
         if mode not in MODES or (mode == "fixed") != (content is not None):
@@ -171,7 +180,7 @@ class FakeServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             while await self._one_request(reader, writer):
                 pass
@@ -182,22 +191,27 @@ class FakeServer:
             # calling task.exception() on a cancelled task and logging a spurious traceback.
             pass
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.close()
 
-    async def _one_request(self, reader: asyncio.StreamReader,
-                           writer: asyncio.StreamWriter) -> bool:
+    async def _one_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
         """Serve one request; False when the connection must close."""
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
-        headers = {k.strip().lower(): v.strip() for k, _, v in
-                   (line.partition(":") for line in lines[1:] if line)}
+        headers = {
+            k.strip().lower(): v.strip()
+            for k, _, v in (line.partition(":") for line in lines[1:] if line)
+        }
         raw = await reader.readexactly(int(headers.get("content-length", "0")))
         keep_alive = headers.get("connection", "").lower() != "close"
         if method == "GET" and path.rstrip("/").endswith("/models"):
-            body = {"object": "list", "data": [{"id": "fake", "object": "model", "created": 0,
-                                                "owned_by": "fakeserver"}]}
+            body = {
+                "object": "list",
+                "data": [{"id": "fake", "object": "model", "created": 0, "owned_by": "fakeserver"}],
+            }
             await self._send(writer, 200, json.dumps(body).encode())
             return keep_alive
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
@@ -217,13 +231,20 @@ class FakeServer:
         await asyncio.sleep(self.latency)
         return await self._reply(writer, request, n, fault) and keep_alive
 
-    async def _reply(self, writer: asyncio.StreamWriter, request: dict[str, Any], n: int,
-                     fault: str | None) -> bool:
+    async def _reply(
+        self, writer: asyncio.StreamWriter, request: dict[str, Any], n: int, fault: str | None
+    ) -> bool:
         if fault == "rate_limit":
-            error = {"error": {"message": "Rate limit reached", "type": "rate_limit_error",
-                               "code": "rate_limit_exceeded"}}
-            await self._send(writer, 429, json.dumps(error).encode(),
-                             {"Retry-After": f"{self.retry_after:g}"})
+            error = {
+                "error": {
+                    "message": "Rate limit reached",
+                    "type": "rate_limit_error",
+                    "code": "rate_limit_exceeded",
+                }
+            }
+            await self._send(
+                writer, 429, json.dumps(error).encode(), {"Retry-After": f"{self.retry_after:g}"}
+            )
             return True
         if fault == "server_error":
             error = {"error": {"message": "internal error", "type": "server_error"}}
@@ -259,10 +280,18 @@ class FakeServer:
             content = json.dumps([instruction], ensure_ascii=False)
         else:
             content = json.dumps([offline.rewrite(instruction, seed)], ensure_ascii=False)
-        choices = [] if fault == "empty_choices" else [
-            {"index": 0, "message": {"role": "assistant", "content": content},
-             "finish_reason": "stop", "logprobs": None}
-        ]
+        choices = (
+            []
+            if fault == "empty_choices"
+            else [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ]
+        )
         prompt = sum(len(str(m.get("content", "")).split()) for m in messages)
         completion = len(content.split())
         return {
@@ -271,18 +300,30 @@ class FakeServer:
             "created": int(time.time()),
             "model": str(request.get("model", "fake")),
             "choices": choices,
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
         }
 
     @staticmethod
-    async def _send(writer: asyncio.StreamWriter, status: int, body: bytes,
-                    extra: dict[str, str] | None = None,
-                    content_length: int | None = None) -> None:
-        headers = {"Content-Type": "application/json",
-                   "Content-Length": str(len(body) if content_length is None else content_length),
-                   **(extra or {})}
-        head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    async def _send(
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        extra: dict[str, str] | None = None,
+        content_length: int | None = None,
+    ) -> None:
+        headers = {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body) if content_length is None else content_length),
+            **(extra or {}),
+        }
+        head = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n"
+        )
         writer.write(head.encode("latin-1") + body)
         await writer.drain()

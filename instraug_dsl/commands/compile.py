@@ -2,4 +2,57 @@
 
 from __future__ import annotations
 
-from ..cli import app  # noqa: F401
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import exitcodes
+from ..cli import PathsArg, app, fail
+
+DEFAULT_PLAN = "paper"
+
+
+@app.command("compile")
+def compile_cmd(
+    paths: PathsArg,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Directory for the artifacts.")],
+    plan: Annotated[
+        str | None, typer.Option("--plan", help="Plan to compile (default: `paper`, or the only plan).")
+    ] = None,
+) -> None:
+    """Compile a plan into requests.jsonl, validators.json and manifest.json."""
+    from ..api import check
+    from ..compile import compile_plan
+    from ..errors import IatCompileError
+
+    try:
+        result = check(paths)
+    except FileNotFoundError as exc:
+        fail(f"no such file or directory: {exc.args[0]}")
+    if not result.ok or result.catalog is None:
+        typer.echo(result.render(), err=True)
+        raise typer.Exit(exitcodes.DIAGNOSTICS)
+    if result.diagnostics:
+        typer.echo(result.render(), err=True)  # warnings only
+    catalog = result.catalog
+    if plan is None:
+        if DEFAULT_PLAN in catalog.plans:
+            plan = DEFAULT_PLAN
+        elif len(catalog.plans) == 1:
+            plan = next(iter(catalog.plans))
+        else:
+            known = ", ".join(sorted(catalog.plans)) or "none declared"
+            fail(f"choose a plan with --plan (plans: {known})")
+    try:
+        compiled = compile_plan(catalog, plan, sources={p: s.text for p, s in result.sources.items()})
+        compiled.write(out)
+    except IatCompileError as exc:
+        fail(str(exc), exitcodes.DIAGNOSTICS)
+    counts = compiled.manifest["counts"]
+    assert isinstance(counts, dict)
+    typer.echo(
+        f"compiled plan `{plan}`: {counts['requests']} requests for {counts['instructions']} "
+        f"instructions of {counts['tasks']} tasks ({counts['skipped_tasks']} tasks and "
+        f"{counts['skipped_instructions']} instructions skipped, see manifest.json) -> {out}"
+    )

@@ -127,3 +127,128 @@ class Verdict:
     restored: str | None
     reasons: tuple[Reason, ...] = field(default=())
     reask: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedReply:
+    """A model reply split into rewrites, or the ``problem`` that made it unparseable.
+
+    ``form`` says which shape was recognised: ``"json"`` (an array of strings,
+    possibly fenced or after a preamble), ``"json_string"``, ``"json_object"``
+    (one key holding the array) or ``"numbered"`` (a numbered list).
+    """
+
+    rewrites: tuple[str, ...]
+    problem: str | None
+    form: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRule:
+    """One protected slot: its token, slot name, required count and position rule.
+
+    ``at_end`` tokens must stay the last thing of the rewrite (only spaces
+    and ``.,;:!?`` may follow), because their slot renders as a trailing
+    block (``choices``).
+    """
+
+    token: str
+    slot: str
+    count: int
+    at_end: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorSpec:
+    """Everything needed to judge a rewrite of one source body (JSON-serializable).
+
+    ``slots`` is the placeholder multiset of the *root* original, ``source_words``
+    the word count of the text that was rewritten (the immediate parent), and
+    ``sequence`` the source's token order (enforced only when ``ordered``), and
+    ``originals`` the normalized texts (whole and body-only) of every original
+    instruction of the task.  ``regex``/``reply_regex``/``gbnf`` accept exactly
+    the rewrites (or JSON replies) whose token structure the validator accepts;
+    ``regex_exact`` is false when too many tokens forced the exports to fix the
+    source order (then they accept a subset).
+    """
+
+    id: str
+    family: str
+    tokens: tuple[TokenRule, ...]
+    sequence: tuple[str, ...]
+    ordered: bool
+    slots: tuple[tuple[str, int], ...]
+    length_ratio: tuple[float, float]
+    source_words: int
+    source_norm: str
+    originals: tuple[str, ...]
+    lead: str
+    trail: str
+    pad: tuple[str, str]
+    single_line: bool
+    allow_percent_paren: bool
+    exempt_preambles: tuple[str, ...]
+    regex: str
+    reply_regex: str
+    gbnf: str
+    regex_exact: bool
+
+    def to_json(self) -> dict[str, object]:
+        """JSON form (sorted keys when dumped)."""
+        return {
+            "id": self.id,
+            "family": self.family,
+            "tokens": [
+                {"token": t.token, "slot": t.slot, "count": t.count, "at_end": t.at_end}
+                for t in self.tokens
+            ],
+            "sequence": list(self.sequence),
+            "ordered": self.ordered,
+            "slots": {name: count for name, count in self.slots},
+            "length_ratio": list(self.length_ratio),
+            "source_words": self.source_words,
+            "source_norm": self.source_norm,
+            "originals": list(self.originals),
+            "lead": self.lead,
+            "trail": self.trail,
+            "pad": list(self.pad),
+            "single_line": self.single_line,
+            "allow_percent_paren": self.allow_percent_paren,
+            "exempt_preambles": list(self.exempt_preambles),
+            "regex": self.regex,
+            "reply_regex": self.reply_regex,
+            "gbnf": self.gbnf,
+            "regex_exact": self.regex_exact,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> ValidatorSpec:
+        """Inverse of :meth:`to_json`."""
+        toks = data["tokens"]
+        lo, hi = data["length_ratio"]  # type: ignore[misc]
+        pad_lead, pad_trail = data["pad"]  # type: ignore[misc]
+        return cls(
+            id=str(data["id"]),
+            family=str(data["family"]),
+            tokens=tuple(
+                TokenRule(str(t["token"]), str(t["slot"]), int(t["count"]), bool(t["at_end"]))
+                for t in toks  # type: ignore[attr-defined]
+            ),
+            sequence=tuple(str(t) for t in data["sequence"]),  # type: ignore[attr-defined]
+            ordered=bool(data["ordered"]),
+            slots=tuple(sorted((str(k), int(v)) for k, v in dict(data["slots"]).items())),  # type: ignore[call-overload]
+            length_ratio=(float(lo), float(hi)),
+            source_words=int(data["source_words"]),  # type: ignore[call-overload]
+            source_norm=str(data["source_norm"]),
+            originals=tuple(str(o) for o in data["originals"]),  # type: ignore[attr-defined]
+            lead=str(data["lead"]),
+            trail=str(data["trail"]),
+            pad=(str(pad_lead), str(pad_trail)),
+            single_line=bool(data["single_line"]),
+            allow_percent_paren=bool(data["allow_percent_paren"]),
+            exempt_preambles=tuple(str(p) for p in data["exempt_preambles"]),  # type: ignore[attr-defined]
+            regex=str(data["regex"]),
+            reply_regex=str(data["reply_regex"]),
+            gbnf=str(data["gbnf"]),
+            regex_exact=bool(data["regex_exact"]),
+        )

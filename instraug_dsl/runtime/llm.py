@@ -115,20 +115,18 @@ def ensure_providers_registered() -> None:
 def _handler_class(litellm: Any) -> Any:
     """Build the CustomLLM subclass lazily: its base class exists only once litellm is loaded."""
 
-    class LocalProvider(litellm.CustomLLM):  # type: ignore[misc, name-defined]
+    class LocalProvider(litellm.CustomLLM):  # type: ignore[misc]
         def __init__(self, provider: str) -> None:
             super().__init__()
             self.provider = provider
 
         def completion(self, *args: Any, **kwargs: Any) -> Any:
-            start = time.monotonic()
             reply = _local_generate_sync(self.provider, kwargs)
-            return _fill_response(litellm, kwargs, self.provider, reply, start)
+            return _fill_response(litellm, kwargs, self.provider, reply)
 
         async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
-            start = time.monotonic()
             reply = await _local_generate_async(self.provider, kwargs)
-            return _fill_response(litellm, kwargs, self.provider, reply, start)
+            return _fill_response(litellm, kwargs, self.provider, reply)
 
     return LocalProvider
 
@@ -170,9 +168,7 @@ def _sampling(params: Mapping[str, Any]) -> dict[str, Any]:
     return {key: params[key] for key in keys if params.get(key) is not None}
 
 
-def _fill_response(
-    litellm: Any, kwargs: Mapping[str, Any], provider: str, reply: Any, start: float
-) -> Any:
+def _fill_response(litellm: Any, kwargs: Mapping[str, Any], provider: str, reply: Any) -> Any:
     response = kwargs["model_response"]
     response.choices[0].message.content = reply.text
     response.choices[0].finish_reason = "stop"
@@ -182,7 +178,6 @@ def _fill_response(
         completion_tokens=reply.completion_tokens,
         total_tokens=reply.prompt_tokens + reply.completion_tokens,
     )
-    response._hidden_params["local_latency_s"] = time.monotonic() - start
     return response
 
 
@@ -198,6 +193,17 @@ def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> flo
         return float(prompt_cost) + float(completion_cost)
     except Exception:  # unknown model: litellm raises; we simply don't know its price
         return 0.0
+
+
+async def aprepare(model: str) -> None:
+    """Get `model` ready before timed calls: an ``embedded/...`` model is assembled, verified
+    and loaded in a worker thread (seconds the first time) so no call's deadline pays for it.
+    Other models need nothing. Raises `BackendError` (fatal) when the model cannot be used."""
+    if model.split("/", 1)[0] != "embedded":
+        return
+    from instraug_dsl.runtime import embedded
+
+    await asyncio.to_thread(embedded.load, model)
 
 
 async def acomplete(call: LLMCall) -> LLMResult:
@@ -324,16 +330,18 @@ def _classify(exc: Exception, call: LLMCall) -> BackendError:
         if isinstance(inner, BackendError):  # raised by our own providers, wrapped by litellm
             return inner
     chain = list(_chain(exc))
-    if any(isinstance(e, httpx.ConnectError | ConnectionRefusedError | socket.gaierror)
-           for e in chain):
+    if any(
+        isinstance(e, httpx.ConnectError | ConnectionRefusedError | socket.gaierror) for e in chain
+    ):
         return BackendError("fatal", f"{call.model}: cannot reach the server at {where}")
     if any(isinstance(e, openai.APITimeoutError | httpx.TimeoutException) for e in chain):
         return BackendError("timeout", f"{call.model}: {where} did not answer in time")
     # litellm reports unparsable or cut-off bodies as status 500: look at the cause first.
     if any(isinstance(e, json.JSONDecodeError) for e in chain):
         return BackendError("transient", f"{call.model}: malformed JSON reply from {where}")
-    if any(isinstance(e, httpx.ReadError | httpx.RemoteProtocolError | ConnectionError)
-           for e in chain):
+    if any(
+        isinstance(e, httpx.ReadError | httpx.RemoteProtocolError | ConnectionError) for e in chain
+    ):
         return BackendError(
             "transient", f"{call.model}: connection to {where} broke mid-reply (truncated body)"
         )
@@ -344,7 +352,8 @@ def _classify(exc: Exception, call: LLMCall) -> BackendError:
             "rate_limit", f"{call.model}: rate limited by {where}: {detail}", _retry_after(exc)
         )
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError) or status in (
-        401, 403,
+        401,
+        403,
     ):
         return BackendError(
             "fatal", f"{call.model}: authentication failed at {where} (check the API key): {detail}"
@@ -352,7 +361,9 @@ def _classify(exc: Exception, call: LLMCall) -> BackendError:
     if isinstance(exc, openai.NotFoundError) or status == 404:
         return BackendError("fatal", f"{call.model}: model not found at {where}: {detail}")
     if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError) or status in (
-        400, 413, 422,
+        400,
+        413,
+        422,
     ):
         return BackendError("fatal", f"{call.model}: request rejected by {where}: {detail}")
     if isinstance(status, int) and status >= 500:
@@ -366,8 +377,10 @@ def _classify(exc: Exception, call: LLMCall) -> BackendError:
 
 
 def _retry_after(exc: Exception) -> float | None:
-    for source in (getattr(exc, "headers", None), getattr(getattr(exc, "response", None),
-                                                         "headers", None)):
+    for source in (
+        getattr(exc, "headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ):
         if not source:
             continue
         try:

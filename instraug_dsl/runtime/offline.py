@@ -101,8 +101,8 @@ _FRONT_CLAUSES = ("given", "using", "based", "after", "for", "with", "looking")
 _IMPERATIVES = frozenset(
     "answer choose classify complete compose consider create decide depict describe determine"
     " examine explain find generate give identify list locate look make observe output pick"
-    " portray produce provide read respond return say select state summarize tell use view write"
-    .split()
+    " portray produce provide read respond return say select state summarize tell use view"
+    " write".split()
 )
 _PIECE = re.compile(r"[A-Za-z]+|[^A-Za-z]+")
 _BOUNDARY = frozenset(" \t\n\r.,;:!?")
@@ -168,7 +168,8 @@ def _maybe_fail() -> None:
         number = _fail_calls
     if number <= limit:
         raise BackendError(
-            "transient", f"offline provider: simulated failure {number} of {limit} ({FAIL_FIRST_ENV})"
+            "transient",
+            f"offline provider: simulated failure {number} of {limit} ({FAIL_FIRST_ENV})",
         )
 
 
@@ -297,7 +298,7 @@ def _move_front_clause(text: str) -> str:
         return text
     head = rest_pieces[0][0]
     moved_clause = clause[0].lower() + clause[1:]
-    return f"{head[0].upper()}{head[1:]}{rest[len(head):]}, {moved_clause}{end}"
+    return f"{head[0].upper()}{head[1:]}{rest[len(head) :]}, {moved_clause}{end}"
 
 
 def corrupt(instruction: str, seed: int, mode: str) -> str:

@@ -1,0 +1,209 @@
+"""Instance records: field paths, truthiness, task matching and streaming JSONL input.
+
+A record is one parsed line of a MultiInstruct-style instance file: a JSON object with at
+least ``task_name`` and usually ``unique_id``, ``target`` and the fields the task's slots
+read.  Nothing here trusts a record: lookups report the wrong shape instead of raising
+``TypeError``, and bad lines become :class:`LineError` values the caller records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from ..model import PathKey, TaskSpec
+
+
+class _Missing:
+    """The sentinel type of :data:`MISSING` (a key or index that is not there)."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: Returned by :func:`lookup` when a key or index is absent.
+MISSING: Final = _Missing()
+
+
+class ShapeError(Exception):
+    """A path step met a value of the wrong kind (e.g. ``.key`` on a list)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def dotted(path: Sequence[PathKey]) -> str:
+    """Spell a record path the way ``.iat`` does (``meta_data.dialog_hist[-1]``)."""
+    out = ""
+    for i, key in enumerate(path):
+        if isinstance(key, int):
+            out += f"[{key}]"
+        elif i == 0:
+            out += key
+        elif key.isidentifier():
+            out += f".{key}"
+        else:
+            out += f"[{json.dumps(key)}]"
+    return out
+
+
+def kind(value: object) -> str:
+    """A JSON-ish name for a value's type, used in error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def lookup(record: object, path: Sequence[PathKey]) -> Any:
+    """Follow ``path`` into ``record``; :data:`MISSING` when a key or index is absent.
+
+    Raises :class:`ShapeError` when a step cannot apply (a key on a non-object, an index on
+    a non-list).  ``None`` met half-way counts as missing: MultiInstruct writes ``null`` for
+    absent metadata.
+    """
+    value: Any = record
+    for depth, key in enumerate(path):
+        if value is None:
+            return MISSING
+        if isinstance(key, int):
+            if not isinstance(value, list):
+                raise ShapeError(
+                    dotted(path[:depth]),
+                    f"expected a list to index with [{key}], got {kind(value)}",
+                )
+            if -len(value) <= key < len(value):
+                value = value[key]
+            else:
+                return MISSING
+        else:
+            if not isinstance(value, dict):
+                raise ShapeError(
+                    dotted(path[:depth]) or "<record>",
+                    f"expected an object with field `{key}`, got {kind(value)}",
+                )
+            value = value.get(key, MISSING)
+            if value is MISSING:
+                return MISSING
+    return value
+
+
+def is_empty(value: object) -> bool:
+    """Missing, ``null``, or an empty string, list or object."""
+    if value is MISSING or value is None:
+        return True
+    return isinstance(value, str | list | dict) and not value
+
+
+def truthy(value: object) -> bool:
+    """The truth of a ``where`` condition: present and non-empty (``false`` is false too).
+
+    Numbers, including ``0``, are present values and therefore true: a condition asks
+    whether a field is *there*, not what it counts.
+    """
+    return not is_empty(value) and value is not False
+
+
+class TaskIndex:
+    """Finds the task a record belongs to.
+
+    A record belongs to task ``T`` when ``record["task_name"] == T.instances_task`` and
+    ``T``'s condition (if any) holds.  When several tasks match, the first declared wins
+    (declaration order is the catalog's order), so overlapping conditions stay deterministic.
+    """
+
+    def __init__(self, tasks: Mapping[str, TaskSpec]) -> None:
+        self._by_name: dict[str, list[TaskSpec]] = {}
+        for spec in tasks.values():
+            self._by_name.setdefault(spec.instances_task, []).append(spec)
+
+    def match(self, record: Mapping[str, object]) -> TaskSpec | None:
+        """The task of ``record``, or ``None`` when no task claims it.
+
+        Raises :class:`ShapeError` when a condition path meets the wrong shape.
+        """
+        name = record.get("task_name")
+        if not isinstance(name, str):
+            return None
+        for spec in self._by_name.get(name, ()):
+            if spec.condition is None:
+                return spec
+            negated, path = spec.condition
+            if truthy(lookup(record, path)) != negated:
+                return spec
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    """A line of the instance file that is not a JSON object."""
+
+    line: int
+    reason: str
+
+
+def record_id(record: Mapping[str, object], line: int) -> str:
+    """The id used in reports: ``unique_id`` when it is a string or number, else ``line N``."""
+    uid = record.get("unique_id")
+    if isinstance(uid, str | int) and not isinstance(uid, bool):
+        return str(uid)
+    return f"line {line}"
+
+
+def iter_records(
+    path: Path, digest: hashlib._Hash | None = None
+) -> Iterator[tuple[int, dict[str, Any] | LineError]]:
+    """Yield ``(line number, record or LineError)`` for each non-blank line, streaming.
+
+    Only one line is held at a time, so memory does not grow with the file.  When
+    ``digest`` is given, every byte read is fed to it (the manifest's input hash).
+    """
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if digest is not None:
+                digest.update(raw)
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                yield number, LineError(number, f"not valid JSON: {exc}")
+                continue
+            if not isinstance(value, dict):
+                yield number, LineError(number, f"expected a JSON object, got {kind(value)}")
+                continue
+            yield number, value
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,261 @@
+"""The asyncio engine: run compiled requests against a model, validate, re-ask, retry.
+
+For each request the engine makes up to ``attempts`` validated attempts. Attempt ``k`` uses its
+own deterministic seed (`attempt_seed`); when a reply fails validation, the next attempt sends
+the original messages plus the bad reply (as the assistant) and the validator's targeted
+``reask`` message (as the user). Each attempt is one *call*, and a call that fails in transport
+is retried with exponential back-off and jitter (rate limits honour ``Retry-After`` and also
+shrink the AIMD concurrency window). Completed calls are committed to the `CallCache` as they
+finish, so an interrupted run resumes without repeating any of them.
+
+Every request ends as exactly one `Outcome` (accepted, rejected or failed), returned in the
+order the requests were given, whatever order they completed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..compile.types import Request, Verdict
+from ..errors import ProviderError
+from . import llm
+from .cache import CachedCall, CallCache, call_key
+from .limiter import AIMDLimiter
+from .outcome import AttemptRecord, Outcome
+from .progress import Progress
+
+#: Validates one reply of one request (the compiler's ``evaluate_reply`` with its validator).
+Evaluator = Callable[[Request, str], tuple[Verdict, ...]]
+
+_GENERIC_REASK = (
+    "Your answer could not be used ({reasons}). Answer again, following the instructions "
+    "exactly: only the JSON list, every token kept exactly as written."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """How to drive the model (the CLI flags of ``iatc augment``).
+
+    ``model`` overrides each request's plan model when set. ``timeout`` is the per-call
+    deadline in seconds; ``max_retries`` bounds transport retries of one call.
+    """
+
+    model: str | None = None
+    api_base: str | None = None
+    api_key: str | None = None
+    concurrency: int = 8
+    timeout: float = 120.0
+    max_retries: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    budget_usd: float | None = None
+
+
+def default_concurrency(model: str) -> int:
+    """Default ``--concurrency``: llama.cpp serializes generation, so 1 for embedded models."""
+    return 1 if model.split("/", 1)[0] == "embedded" else 16
+
+
+def attempt_seed(seed: int, attempt: int) -> int:
+    """The seed of attempt ``attempt`` (1-based): the request's seed first, then derived ones."""
+    if attempt <= 1:
+        return seed
+    digest = hashlib.sha256(f"iatc-attempt:{seed}:{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def backoff_delay(tries: int, error: llm.BackendError, config: EngineConfig) -> float:
+    """Exponential back-off with jitter; a server's Retry-After is a lower bound."""
+    delay = min(config.backoff_max, config.backoff_base * 2.0 ** (tries - 1))
+    delay *= random.uniform(0.5, 1.5)  # desynchronise retries of concurrent calls
+    if error.kind == "rate_limit" and error.retry_after:
+        delay = max(delay, min(error.retry_after, config.backoff_max))
+    return delay
+
+
+def reask_messages(request: Request, bad_reply: str,
+                   verdicts: Sequence[Verdict]) -> tuple[dict[str, str], ...]:
+    """The messages of a re-ask: the original ones, the bad reply, the targeted correction.
+
+    Only the latest failed exchange is kept (not every earlier one) so prompts stay bounded
+    for small local models with short contexts.
+    """
+    rejected = [v for v in verdicts if not v.accepted]
+    text = next((v.reask for v in rejected if v.reask), None)
+    if text is None:
+        reasons = "; ".join(r.detail or r.code for v in rejected for r in v.reasons) or "no rewrite"
+        text = _GENERIC_REASK.replace("{reasons}", reasons)
+    base = tuple({"role": m.role, "content": m.content} for m in request.messages)
+    return (*base, {"role": "assistant", "content": bad_reply or "(no answer)"},
+            {"role": "user", "content": text})
+
+
+class _Stop(Exception):
+    """Internal: the run stops taking new calls (budget reached or fatal backend error)."""
+
+
+class _CallFailed(Exception):
+    """Internal: a call failed for good; carries the last error and the calls made."""
+
+    def __init__(self, error: llm.BackendError, tries: int) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.tries = tries
+
+
+@dataclass
+class Engine:
+    """Runs requests with bounded adaptive concurrency, retries, re-asks and a call cache."""
+
+    config: EngineConfig
+    cache: CallCache
+    evaluate: Evaluator
+    attempts: int = 3
+    progress: Progress = field(default_factory=Progress)
+    spent_usd: float = 0.0
+    stop_reason: str | None = None
+    fatal: llm.BackendError | None = None
+    _any_success: bool = False
+
+    def __post_init__(self) -> None:
+        self.limiter = AIMDLimiter(max(1, self.config.concurrency))
+
+    def model_for(self, request: Request) -> str:
+        """The model a request is sent to (the ``--model`` override wins)."""
+        return self.config.model or request.model
+
+    async def run(self, requests: Sequence[Request]) -> list[Outcome]:
+        """Run every request; outcomes come back in the order of ``requests``.
+
+        Raises `ProviderError` when the backend fails fatally before any call succeeded
+        (missing key, unknown model, unreachable server): nothing useful could be done.
+        """
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(len(requests)):
+            queue.put_nowait(index)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    index = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                outcome = await self._request(requests[index])
+                outcomes[index] = outcome
+                self.progress.request_done(outcome)
+
+        # Twice the ceiling: workers sleeping in back-off must not starve the window.
+        n_workers = min(len(requests), 2 * self.limiter.ceiling) or 1
+        await asyncio.gather(*(worker() for _ in range(n_workers)))
+        if self.fatal is not None and not self._any_success:
+            raise ProviderError(self.fatal.message)
+        return [o for o in outcomes if o is not None]
+
+    async def _request(self, request: Request) -> Outcome:
+        model = self.model_for(request)
+        records: list[AttemptRecord] = []
+        messages = tuple({"role": m.role, "content": m.content} for m in request.messages)
+        for number in range(1, max(1, self.attempts) + 1):
+            seed = attempt_seed(request.seed, number)
+            try:
+                result, cached, tries = await self._call(request, model, messages, number, seed)
+            except _Stop:
+                return self._stopped(request, model, records)
+            except _CallFailed as exc:
+                return Outcome(request, model, "failed", tuple(records), exc.error.message,
+                               exc.error.kind, exc.tries)
+            verdicts = self.evaluate(request, result.text)
+            record = AttemptRecord(number, seed, result.text, verdicts, result.prompt_tokens,
+                                   result.completion_tokens, result.cost_usd, cached)
+            records.append(record)
+            if record.accepted:
+                return Outcome(request, model, "accepted", tuple(records), tries=tries)
+            messages = reask_messages(request, result.text, verdicts)
+        return Outcome(request, model, "rejected", tuple(records))
+
+    def _stopped(self, request: Request, model: str, records: list[AttemptRecord]) -> Outcome:
+        if self.stop_reason == "budget":
+            message = f"not run: the budget of ${self.config.budget_usd:g} was reached"
+            return Outcome(request, model, "failed", tuple(records), message, "budget", 0)
+        error = self.fatal.message if self.fatal else "run stopped"
+        return Outcome(request, model, "failed", tuple(records), error, "fatal", 0)
+
+    async def _call(self, request: Request, model: str, messages: tuple[dict[str, str], ...],
+                    attempt: int, seed: int) -> tuple[CachedCall, bool, int]:
+        """One call, from the cache or the model with transport retries."""
+        cfg = self.config
+        key = call_key(request=request.id, model=model, api_base=cfg.api_base,
+                       temperature=request.temperature, top_p=request.top_p,
+                       max_tokens=request.max_tokens, seed=seed, attempt=attempt,
+                       messages=messages)
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.progress.call_done(hit.prompt_tokens, hit.completion_tokens, hit.cost_usd, True)
+            return hit, True, 0
+        call = llm.LLMCall(model=model, messages=messages, temperature=request.temperature,
+                           top_p=request.top_p, max_tokens=request.max_tokens, seed=seed,
+                           timeout=cfg.timeout, api_base=cfg.api_base, api_key=cfg.api_key)
+        tries = 0
+        while True:
+            if self.stop_reason is not None:
+                raise _Stop
+            tries += 1
+            error: llm.BackendError | None = None
+            async with self.limiter.slot() as slot:
+                if self.stop_reason is not None:
+                    slot.neutral()
+                    raise _Stop
+                try:
+                    result = await llm.acomplete(call)
+                except llm.BackendError as exc:
+                    if exc.kind == "rate_limit":
+                        slot.rate_limited()
+                    else:
+                        slot.neutral()
+                    error = exc
+            if error is None:
+                stored = CachedCall(result.text, result.prompt_tokens, result.completion_tokens,
+                                    result.cost_usd, result.latency_s)
+                self.cache.put(key, request=request.id, attempt=attempt, model=model,
+                               call=stored)
+                self._any_success = True
+                self._charge(result.cost_usd)
+                self.progress.call_done(result.prompt_tokens, result.completion_tokens,
+                                        result.cost_usd, False)
+                return stored, False, tries
+            if error.kind == "fatal":
+                if not self._any_success:  # nothing has worked: the setup is wrong, stop all
+                    self.fatal = self.fatal or error
+                    self.stop_reason = self.stop_reason or "fatal"
+                raise _CallFailed(error, tries)
+            if tries > cfg.max_retries:
+                raise _CallFailed(error, tries)
+            await asyncio.sleep(backoff_delay(tries, error, cfg))
+
+    def _charge(self, cost: float) -> None:
+        self.spent_usd += cost
+        budget = self.config.budget_usd
+        if budget is not None and self.spent_usd >= budget and self.stop_reason is None:
+            self.stop_reason = "budget"
+
+
+async def complete_with_retries(call: llm.LLMCall, config: EngineConfig) -> llm.LLMResult:
+    """One call outside a run (e.g. ``iatc bootstrap``), with the engine's retry policy.
+
+    Raises `ProviderError` with the backend's message when the call fails for good.
+    """
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return await llm.acomplete(call)
+        except llm.BackendError as exc:
+            if exc.kind == "fatal" or tries > config.max_retries:
+                raise ProviderError(exc.message) from None
+            await asyncio.sleep(backoff_delay(tries, exc, config))

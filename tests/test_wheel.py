@@ -1,0 +1,47 @@
+"""The built wheel carries the grammar: an installed iatc works without the checkout.
+
+GIVEN a wheel built from this checkout
+WHEN it is installed into a fresh virtual environment (not editable)
+THEN `iatc check templates/` runs from there, from a directory that is not
+the checkout, and reports the library clean.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_contains_grammar_and_checks_library(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(dist.glob("*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        assert "instraug_dsl/grammar/iat.lark" in zf.namelist()
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    result = subprocess.run(
+        [str(env_dir / "bin" / "iatc"), "check", str(ROOT / "templates")],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 errors" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
