@@ -46,10 +46,47 @@ def _register_commands() -> None:
         importlib.import_module(f"{commands.__name__}.{info.name}")
 
 
+def _fast_check(argv: list[str]) -> int | None:
+    """Run the plain form ``check PATH... [--format F]`` without typer's parsing.
+
+    Recent typer builds a pydantic TypeAdapter for every parameter of the
+    invoked command, which imports pydantic: about 0.1 s, as much as checking
+    75 files.  ``check`` is what editors and pre-commit hooks run on every
+    save, so its plain form is parsed here; anything else (``--help``, an
+    unknown option, no path) returns ``None`` and goes through typer.
+    """
+    if not argv or argv[0] != "check":
+        return None
+    paths: list[Path] = []
+    fmt = "text"
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg == "--format":
+            fmt = next(rest, "")
+        elif arg.startswith("--format="):
+            fmt = arg.partition("=")[2]
+        elif arg.startswith("-"):
+            return None
+        else:
+            paths.append(Path(arg))
+    if not paths or fmt not in ("text", "json"):
+        return None
+    from .commands.lang import check_cmd
+
+    try:
+        check_cmd(paths, fmt)
+    except typer.Exit as done:
+        return int(done.exit_code)
+    return exitcodes.OK
+
+
 def main() -> None:
     """Console-script entry point."""
     _register_commands()
     try:
+        code = _fast_check(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
         app()
     except KeyboardInterrupt:
         typer.echo("iatc: interrupted; completed work is kept", err=True)

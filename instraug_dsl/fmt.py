@@ -365,10 +365,11 @@ def _plan_setting(m: ir.PlanMember) -> str:
     match m:
         case ir.Use(metaprompt=n, samples=s):
             return f"use {n.value}" + (f" samples {s.value}" if s is not None else "")
-        case ir.Temperature(values=ir.NumberRange(low=lo, high=hi, step=st)):
-            return f"temperature {lo.text}..{hi.text} step {st.text}"
-        case ir.Temperature(values=ir.NumberList(values=vals)):
-            return "temperature " + ", ".join(v.text for v in vals)
+        case ir.Temperature(values=values):
+            if isinstance(values, ir.NumberRange):
+                lo, hi, step = values.low.text, values.high.text, values.step.text
+                return f"temperature {lo}..{hi} step {step}"
+            return "temperature " + ", ".join(v.text for v in values.values)
         case ir.TopP(value=v):
             return f"top_p {v.text}"
         case ir.MaxTokens(value=i):
@@ -381,12 +382,12 @@ def _plan_setting(m: ir.PlanMember) -> str:
             return f"iterations {i.value}"
         case ir.Attempts(value=i):
             return f"attempts {i.value}"
-        case ir.Tasks(selector=ir.SelectAll()):
-            return "tasks all"
-        case ir.Tasks(selector=ir.SelectNames(names=names)):
-            return "tasks " + ", ".join(n.value for n in names)
-        case ir.Tasks(selector=ir.SelectCategory(category=c)):
-            return f"tasks category {string(c)}"
+        case ir.Tasks(selector=selector):
+            if isinstance(selector, ir.SelectAll):
+                return "tasks all"
+            if isinstance(selector, ir.SelectNames):
+                return "tasks " + ", ".join(n.value for n in selector.names)
+            return f"tasks category {string(selector.category)}"
         case ir.Filter():  # pragma: no cover - formatted as a block by the caller
             raise TypeError("filter is a block")
         case _:

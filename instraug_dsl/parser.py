@@ -8,14 +8,15 @@ terminal names.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
-import hashlib
 import importlib.resources
 import os
 import re
 import sys
 import typing as t
+import zlib
 from pathlib import Path
 
 import lark
@@ -82,10 +83,11 @@ def _cache_dir() -> Path | None:
     return root / "instraug-dsl"
 
 
-def _trusted(directory: Path) -> bool:
+def _trusted(path: Path) -> bool:
+    """Ours and writable by nobody else: only then is a pickle safe to load."""
     if not hasattr(os, "getuid"):
         return True
-    info = directory.stat()
+    info = path.stat()
     return info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
@@ -95,8 +97,10 @@ def _cache_file(text: str) -> Path | None:
         return None
     key = "\0".join(
         [text, repr(sorted(_LARK_OPTIONS.items())), lark.__version__, sys.version]
-    )
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    ).encode("utf-8")
+    # Two 32-bit checksums: enough to tell grammar versions apart, and zlib
+    # (unlike hashlib) costs nothing to import.
+    digest = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}"
     return directory / f"iat-parser-{digest}.pickle"
 
 
@@ -114,7 +118,7 @@ def lark_parser() -> Lark:
     text = grammar_text()
     path = _cache_file(text)
     try:
-        if path is not None and path.is_file() and _trusted(path.parent):
+        if path is not None and path.is_file() and _trusted(path.parent) and _trusted(path):
             with path.open("rb") as handle:
                 return Lark.load(handle)
     except Exception:  # noqa: BLE001 - a bad cache must never stop a check
@@ -135,7 +139,8 @@ def _save(parser: Lark, path: Path) -> None:
             parser.save(handle)
         os.replace(tmp, path)  # atomic: concurrent runs never read half a file
     except OSError:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _describe(terminal: str) -> str:
@@ -203,14 +208,15 @@ def _match_label(err: UnexpectedInput) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _example_failures() -> tuple[tuple[str, type, object, frozenset[str] | None], ...]:
     """How each known-bad example fails, computed once per process."""
-    out = []
+    out: list[tuple[str, type, object, frozenset[str] | None]] = []
     for label, examples in SYNTAX_ERROR_EXAMPLES.items():
         for example in examples:
             try:
                 lark_parser().parse(example)
             except UnexpectedInput as failure:
                 accepts = failure.accepts if isinstance(failure, UnexpectedToken) else None
-                out.append((label, type(failure), _state_id(failure), accepts and frozenset(accepts)))
+                frozen = frozenset(accepts) if accepts is not None else None
+                out.append((label, type(failure), _state_id(failure), frozen))
     return tuple(out)
 
 
@@ -220,7 +226,7 @@ def _syntax_diagnostic(source: SourceFile, err: UnexpectedInput, diags: Diagnost
     except Exception:  # noqa: BLE001 - a failing example must never hide the real error
         label = None
     if isinstance(err, UnexpectedCharacters):
-        pos = err.pos_in_stream
+        pos = err.pos_in_stream or 0  # always set by the lexer; typed Optional
         ch = source.text[pos] if pos < len(source.text) else ""
         if ch == '"':
             end = source.text.find("\n", pos)

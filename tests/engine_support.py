@@ -7,10 +7,29 @@ braces) standing in for the compiler's.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import warnings
 
 from instraug_dsl.compile.reply import parse_reply
 from instraug_dsl.compile.types import Message, Reason, Request, Verdict
+
+def warm_up_litellm() -> None:
+    """Import litellm and make one offline call with warnings ignored.
+
+    litellm imports some provider modules lazily on the first call, and one of them makes
+    pydantic warn; under pytest's ``filterwarnings = error`` that warning would turn the
+    first call of a test into a failure. One throw-away call at import time absorbs it.
+    """
+    from instraug_dsl.runtime import llm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        llm.ensure_providers_registered()
+        asyncio.run(llm.acomplete(llm.LLMCall(
+            model="offline/echo", messages=({"role": "user", "content": "warm up"},),
+            temperature=0.0, top_p=1.0, max_tokens=8, seed=0, timeout=30.0)))
+
 
 TOKEN = re.compile(r"⟦\d+⟧")
 SENTENCES = (
@@ -43,6 +62,11 @@ def make_request(i: int, *, task: str | None = None, model: str = "offline/rules
     )
 
 
+def reask_text(request: Request) -> str:
+    """The targeted correction (it repeats the instruction, as the compiler's does)."""
+    return f"Keep every token exactly once.\n<instruction>{request.protected}</instruction>"
+
+
 def evaluate(request: Request, text: str) -> tuple[Verdict, ...]:
     """Accept a reply whose rewrites keep every token once and hold no braces."""
     parsed = parse_reply(text)
@@ -58,7 +82,7 @@ def evaluate(request: Request, text: str) -> tuple[Verdict, ...]:
         if "{" in rewrite or "}" in rewrite:
             reasons.append(Reason("braces", "stray braces"))
         if reasons:
-            verdicts.append(Verdict(False, None, tuple(reasons), "Keep every token exactly once."))
+            verdicts.append(Verdict(False, None, tuple(reasons), reask_text(request)))
             continue
         restored = rewrite
         for tok, name in request.token_map:

@@ -57,7 +57,10 @@ def test_every_drop_has_its_reason_and_collision(run: Run) -> None:
     assert near.collided_text == original + "{question}{options}"
 
     invalid = sorted(d.text for d in drops if d.reason == "invalid_template")
-    assert invalid == ["Answer {{7*7}} {question}{options}", "Tell me {__class__} about {question}{options}"]
+    assert invalid == [
+        "Answer {{7*7}} {question}{options}",
+        "Tell me {__class__} about {question}{options}",
+    ]
     assert all(d.detail for d in drops if d.reason == "invalid_template")
     assert [d.task for d in drops if d.reason == "held_out_task"] == ["commonsense_VQA"]
     assert [d.task for d in drops if d.reason == "unknown_task"] == ["no_such_task"]
@@ -67,14 +70,20 @@ def test_every_drop_has_its_reason_and_collision(run: Run) -> None:
 def test_kept_pools_and_counts(run: Run) -> None:
     pools, _ = run_pools(run)
     assert {n: len(p.kept) for n, p in pools.items() if p.kept} == {
-        "VQA_color": 3, "image_caption": 4, "object_match": 1, "wikihow_next_step": 1,
-        "select_overlap_most_region": 1, "VQA_positional_reasoning": 1,
+        "VQA_color": 3,
+        "image_caption": 4,
+        "object_match": 1,
+        "wikihow_next_step": 1,
+        "select_overlap_most_region": 1,
+        "VQA_positional_reasoning": 1,
     }
     assert pools["VQA_color"].accepted == 9
     assert all(len(p.originals) == 5 for p in pools.values())
     code = next(c for c in pools["VQA_color"].kept if "os.system" in c.plan.text)
     assert code.kind == "generated" and code.root == "VQA_color/i3"
-    assert code.metaprompt == "direct" and code.temperature == 0.6 and code.model == "offline/fixture"
+    assert (
+        code.metaprompt == "direct" and code.temperature == 0.6 and code.model == "offline/fixture"
+    )
 
 
 def test_result_does_not_depend_on_row_order(run: Run) -> None:
@@ -119,7 +128,9 @@ def test_malformed_instruction_rows_name_file_line_and_field(tmp_path: Path) -> 
     bad["template"] = ["not", "a", "string"]
     lines[3] = json.dumps(bad)
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"instructions\.jsonl:4: field `template` must be a string"):
+    with pytest.raises(
+        DataError, match=r"instructions\.jsonl:4: field `template` must be a string"
+    ):
         load_run(tmp_path / "run")
     path.write_text("{not json\n")
     with pytest.raises(DataError, match=r"instructions\.jsonl:1: not valid JSON"):
@@ -133,7 +144,9 @@ def test_changed_sources_warn_and_iat_override(tmp_path: Path) -> None:
     data["sources"] = {"tests/fixtures/run_small/tasks.iat": "0" * 64}
     manifest.write_text(json.dumps(data))
     run = load_run(tmp_path / "run")
-    assert run.warnings == ["tests/fixtures/run_small/tasks.iat changed since the run was compiled (sha256 differs)"]
+    assert run.warnings == [
+        "tests/fixtures/run_small/tasks.iat changed since the run was compiled (sha256 differs)"
+    ]
     run = load_run(tmp_path / "run", [RUN / "tasks.iat"])
     assert run.warnings == ["the --iat files differ from the sources the run was compiled from"]
     data["sources"] = {"nowhere/tasks.iat": "0" * 64}

@@ -42,18 +42,44 @@ def build(run: Run, out: Path, instances: Path = INSTANCES, **options: Any) -> d
 
 def test_cli_writes_rows_errors_drops_and_manifest(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = runner.invoke(app, ["materialize", str(RUN), "--instances", str(INSTANCES), "-o", str(out)])
+    result = runner.invoke(
+        app, ["materialize", str(RUN), "--instances", str(INSTANCES), "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 11 rows" in result.output
-    assert sorted(p.name for p in out.iterdir()) == ["dropped.jsonl", "errors.jsonl", "manifest.json", "train.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dropped.jsonl",
+        "errors.jsonl",
+        "manifest.json",
+        "train.jsonl",
+    ]
     data = rows(out / "train.jsonl")
     assert [r["unique_id"] for r in data] == [
-        "color-1", "color-2", "cap-1", "cap-2", "match-1", "step-1", "step-2", "order-1",
-        "overlap-1", "pos-1", "fact-1",
+        "color-1",
+        "color-2",
+        "cap-1",
+        "cap-2",
+        "match-1",
+        "step-1",
+        "step-2",
+        "order-1",
+        "overlap-1",
+        "pos-1",
+        "fact-1",
     ]
     assert list(data[0]) == [
-        "unique_id", "task", "task_name", "image_path", "prompt", "target", "instruction_id",
-        "instruction_kind", "root", "metaprompt", "temperature", "model",
+        "unique_id",
+        "task",
+        "task_name",
+        "image_path",
+        "prompt",
+        "target",
+        "instruction_id",
+        "instruction_kind",
+        "root",
+        "metaprompt",
+        "temperature",
+        "model",
     ]
     errors = rows(out / "errors.jsonl")
     assert [(e["line"], e["unique_id"], e["field"]) for e in errors] == [
@@ -71,14 +97,19 @@ def test_cli_writes_rows_errors_drops_and_manifest(runner: CliRunner, tmp_path: 
     assert manifest["held_out"] == {"commonsense_VQA": 1, "visual_dialog_has_hist": 1}
     assert manifest["unmatched"] == {"some_unknown_task": 1}
     assert manifest["inputs"]["instances"]["lines"] == 19
-    assert manifest["inputs"]["iat"] == {"tests/fixtures/run_small/tasks.iat": manifest["inputs"]["iat"][
-        "tests/fixtures/run_small/tasks.iat"]}
+    assert manifest["inputs"]["iat"] == {
+        "tests/fixtures/run_small/tasks.iat": manifest["inputs"]["iat"][
+            "tests/fixtures/run_small/tasks.iat"
+        ]
+    }
     assert manifest["tasks"]["VQA_color"]["errors"] == 2
     assert manifest["outputs"]["data"] == "train.jsonl"
     assert "no kept rewrites" in " ".join(manifest["warnings"])
 
 
-def test_strict_fails_naming_the_record_and_leaves_no_partial_files(runner: CliRunner, tmp_path: Path) -> None:
+def test_strict_fails_naming_the_record_and_leaves_no_partial_files(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     args = ["materialize", str(RUN), "--instances", str(INSTANCES), "-o", str(out), "--strict"]
     result = runner.invoke(app, args)
@@ -101,16 +132,29 @@ def _many(tmp_path: Path, n: int) -> Path:
     path = tmp_path / "many.jsonl"
     with path.open("w") as fh:
         for i in range(n):
-            rec = {"unique_id": f"c{i}", "task_name": "VQA_color", "question": f"q{i}?",
-                   "options": ["red", "blue", "green"], "target": "blue"}
+            rec = {
+                "unique_id": f"c{i}",
+                "task_name": "VQA_color",
+                "question": f"q{i}?",
+                "options": ["red", "blue", "green"],
+                "target": "blue",
+            }
             fh.write(json.dumps(rec) + "\n")
     return path
 
 
-@pytest.mark.parametrize(("raw_share", "uniform"), [(0.5, False), (0.2, False), (0.9, False), (0.5, True)])
+@pytest.mark.parametrize(
+    ("raw_share", "uniform"), [(0.5, False), (0.2, False), (0.9, False), (0.5, True)]
+)
 def test_raw_share_is_honoured(run: Run, tmp_path: Path, raw_share: float, uniform: bool) -> None:
     n = 6000
-    build(run, tmp_path / "out", _many(tmp_path, n), raw_share=raw_share, mode="uniform" if uniform else "mixed")
+    build(
+        run,
+        tmp_path / "out",
+        _many(tmp_path, n),
+        raw_share=raw_share,
+        mode="uniform" if uniform else "mixed",
+    )
     data = rows(tmp_path / "out" / "train.jsonl")
     kinds = Counter(r["instruction_kind"] for r in data)
     # uniform: 5 originals out of 5 + 3 kept rewrites, whatever raw_share says
@@ -178,7 +222,9 @@ def test_malicious_values_come_out_literally(run: Run, tmp_path: Path) -> None:
     existed = marker.exists()
     for seed in range(6):
         build(run, tmp_path / f"o{seed}", seed=seed)
-        row = next(r for r in rows(tmp_path / f"o{seed}" / "train.jsonl") if r["unique_id"] == "color-2")
+        row = next(
+            r for r in rows(tmp_path / f"o{seed}" / "train.jsonl") if r["unique_id"] == "color-2"
+        )
         assert "{__class__}" in row["prompt"]
         if "[Options]" in row["prompt"]:
             assert "{{7*7}}" in row["prompt"] and "{0.__class__}" in row["prompt"]
@@ -213,10 +259,24 @@ def test_bad_inputs_are_clear_errors(run: Run, tmp_path: Path, runner: CliRunner
         build(run, tmp_path / "out", tmp_path / "missing.jsonl")
     with pytest.raises(ValueError, match="raw-share"):
         build(run, tmp_path / "out", raw_share=1.5)
-    result = runner.invoke(app, ["materialize", str(tmp_path), "--instances", str(INSTANCES), "-o", str(tmp_path / "o")])
+    result = runner.invoke(
+        app,
+        ["materialize", str(tmp_path), "--instances", str(INSTANCES), "-o", str(tmp_path / "o")],
+    )
     assert result.exit_code == 2 and "compiled/manifest.json" in result.output
-    result = runner.invoke(app, ["materialize", str(RUN), "--instances", str(INSTANCES), "-o", str(tmp_path / "o"),
-                                 "--format", "csv"])
+    result = runner.invoke(
+        app,
+        [
+            "materialize",
+            str(RUN),
+            "--instances",
+            str(INSTANCES),
+            "-o",
+            str(tmp_path / "o"),
+            "--format",
+            "csv",
+        ],
+    )
     assert result.exit_code == 2 and "--format must be one of jsonl, parquet" in result.output
 
 
@@ -224,8 +284,16 @@ def test_iat_override_directory(run: Run, tmp_path: Path, runner: CliRunner) -> 
     shutil.copytree(RUN, tmp_path / "run")
     shutil.rmtree(tmp_path / "run" / "compiled")
     out = tmp_path / "out"
-    args = ["materialize", str(tmp_path / "run"), "--instances", str(INSTANCES), "-o", str(out),
-            "--iat", str(RUN)]
+    args = [
+        "materialize",
+        str(tmp_path / "run"),
+        "--instances",
+        str(INSTANCES),
+        "-o",
+        str(out),
+        "--iat",
+        str(RUN),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())

@@ -29,8 +29,11 @@ def test_per_task_numbers(stats: dict) -> None:  # type: ignore[type-arg]
     assert colour["accepted"] == 9 and colour["rejected"] == 2 and colour["generated"] == 11
     assert colour["rejected_by_reason"] == {"chat_preamble": 1, "placeholders": 1}
     assert colour["deduplicated"] == {
-        "copy_of_original": 1, "exact_duplicate": 1, "invalid_template": 2,
-        "normalized_duplicate": 1, "rouge_l_near_duplicate": 1,
+        "copy_of_original": 1,
+        "exact_duplicate": 1,
+        "invalid_template": 2,
+        "normalized_duplicate": 1,
+        "rouge_l_near_duplicate": 1,
     }
     assert colour["kept"] == 3 and colour["expansion_factor"] == pytest.approx(0.6)
     caption = stats["tasks"]["image_caption"]
@@ -39,7 +42,7 @@ def test_per_task_numbers(stats: dict) -> None:  # type: ignore[type-arg]
     assert stats["tasks"]["commonsense_VQA"]["deduplicated"] == {"held_out_task": 1}
     totals = stats["totals"]
     assert totals["kept"] == 11 and totals["originals"] == 65 and totals["failed"] == 1
-    assert totals["rejected"] == 4 and totals["accepted"] == 19
+    assert totals["rejected"] == 4 and totals["accepted"] == 18  # no_such_task not counted
     assert stats["unknown_tasks"] == {"names": ["no_such_task"], "rewrites": 1}
 
 
@@ -60,7 +63,17 @@ def test_diversity_measures() -> None:
 def test_text_table(stats: dict) -> None:  # type: ignore[type-arg]
     table = text_table(stats)
     assert table.splitlines()[0].split() == [
-        "task", "split", "orig", "gen", "acc", "rej", "dedup", "kept", "exp", "dist-2", "rougeL",
+        "task",
+        "split",
+        "orig",
+        "gen",
+        "acc",
+        "rej",
+        "dedup",
+        "kept",
+        "exp",
+        "dist-2",
+        "rougeL",
     ]
     assert "TOTAL" in table and "rejected by reason: chat_preamble 1" in table
 

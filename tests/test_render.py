@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instraug_dsl.api import check_text
-from instraug_dsl.dataset import eachfmt, render as render_mod
+from instraug_dsl.dataset import eachfmt
+from instraug_dsl.dataset import render as render_mod
 from instraug_dsl.dataset.render import (
     FormatError,
     RenderError,
@@ -117,12 +118,17 @@ def test_each_over_list_of_objects_mapping_items_and_single_object(task: TaskSpe
     [
         ({"dialog_hist": [{"q": "x"}]}, "meta_data.dialog_hist[0] (each {a})", "missing value"),
         ({"dialog_hist": ["plain"]}, "meta_data.dialog_hist[0] (each {q})", "expected an object"),
-        ({"dialog_hist": [{"q": [1], "a": "y"}]}, "meta_data.dialog_hist[0] (each {q})",
-         "expected text or a number, got list"),
+        (
+            {"dialog_hist": [{"q": [1], "a": "y"}]},
+            "meta_data.dialog_hist[0] (each {q})",
+            "expected text or a number, got list",
+        ),
         ({"dialog_hist": "text"}, "meta_data.dialog_hist", "expected a list or an object"),
     ],
 )
-def test_each_errors_name_the_element(task: TaskSpec, meta: object, field: str, reason: str) -> None:
+def test_each_errors_name_the_element(
+    task: TaskSpec, meta: object, field: str, reason: str
+) -> None:
     with pytest.raises(RenderError) as info:
         r(task, "{hist}", {"meta_data": meta})
     assert info.value.field == field
@@ -240,8 +246,14 @@ def no_code_execution(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("no_code_execution")
 @pytest.mark.parametrize("value", MALICIOUS)
-def test_malicious_field_values_render_literally(task: TaskSpec, value: str, tmp_path: Path) -> None:
-    record = {"question": value, "options": [value, "ok"], "meta_data": {"dialog_hist": [{"q": value, "a": value}]}}
+def test_malicious_field_values_render_literally(
+    task: TaskSpec, value: str, tmp_path: Path
+) -> None:
+    record = {
+        "question": value,
+        "options": [value, "ok"],
+        "meta_data": {"dialog_hist": [{"q": value, "a": value}]},
+    }
     plan = plan_for(task, "Q: {question} H: {hist}{options}")
     out = render(plan, record, None, shuffle_options=False)
     assert out == f"Q: {value} H: {value}, {value};\n\n[Options]: {value}||||ok"
@@ -259,7 +271,9 @@ def test_generated_instruction_with_code_is_text(task: TaskSpec, tmp_path: Path)
 @settings(max_examples=300, deadline=None)
 @given(value=st.text(), before=st.text(alphabet=st.characters(blacklist_characters="{}\\")))
 def test_any_text_value_is_inserted_verbatim(value: str, before: str) -> None:
-    task = check_text('task t { slot q: text  instruction i0 = "{q}" }').raise_for_errors().tasks["t"]
+    task = (
+        check_text('task t { slot q: text  instruction i0 = "{q}" }').raise_for_errors().tasks["t"]
+    )
     plan = compile_template(before + "{q}" + before, task)
     assert render(plan, {"q": value}, None, shuffle_options=False) == before + value + before
 

@@ -63,13 +63,14 @@ def _user_errors() -> Iterator[None]:
         fail(f"no such file or directory: {exc.filename or exc.args[0]}", exitcodes.USAGE)
 
 
-def _catalog(paths: list[Path]) -> Catalog:
+def _catalog(paths: list[Path]) -> tuple[Catalog, dict[str, str]]:
+    """The checked catalog and the loaded files' texts (warnings are printed)."""
     from ..api import check
 
     result = check(paths)
     if result.diagnostics:
         typer.echo(result.render(), err=True)
-    return result.raise_for_errors()
+    return result.raise_for_errors(), {p: src.text for p, src in result.sources.items()}
 
 
 def _engine_config(model: str | None, plan_model: str, api_base: str | None,
@@ -134,21 +135,21 @@ def _augment(paths: list[Path], out: Path | None, plan: str | None, model: str |
     from ..runtime.progress import make_progress
     from ..runtime.report import dry_run_listing, summary_table
 
-    catalog = _catalog(paths)
+    catalog, sources = _catalog(paths)
     plan_spec = choose_plan(catalog, plan)
     config = _engine_config(model, plan_spec.model, api_base, api_key, concurrency, timeout,
                             budget)
     options = AugmentOptions(plan=plan_spec.name, engine=config, fresh=fresh,
                              tasks=_task_list(tasks), limit=limit)
     if dry_run:
-        prepared = prepare(catalog, options)
+        prepared = prepare(catalog, options, sources)
         estimate = estimate_requests(prepared.requests, prepared.model)
         dry_run_listing(prepared.requests, prepared.model, estimate, show,
                         prepared.compiled_count, sys.stdout)
         return None
     assert out is not None
     progress = make_progress(config.model or plan_spec.model, quiet=quiet)
-    result = run_augment(catalog, out, options, progress)
+    result = run_augment(catalog, out, options, progress, sources)
     if not quiet:
         summary_table(result.summary, sys.stdout)
     return result.summary
@@ -178,7 +179,7 @@ def bootstrap_cmd(
         from ..runtime.bootstrap import bootstrap
         from ..runtime.engine import EngineConfig
 
-        catalog = _catalog(paths)
+        catalog, _ = _catalog(paths)
         config = EngineConfig(api_base=api_base, api_key=api_key, timeout=timeout)
         result = bootstrap(catalog, prompt, out, model=model, n=n, name=name, config=config,
                            temperature=temperature, seed=seed, fresh=fresh)

@@ -189,10 +189,9 @@ def materialize(
             choice = sampler.choose(task.name)
             cand = choice.candidate
             try:
-                values = renderers[task.name].values(
-                    rec, sampler.rng(task.name), shuffle_options=options.shuffle_options
+                prompt = renderers[task.name].render(
+                    cand.plan, rec, sampler.rng(task.name), shuffle_options=options.shuffle_options
                 )
-                prompt = cand.plan.assemble(values)
                 target = render_target(cand.plan, rec)
             except RenderError as exc:
                 counts["errors"] += 1
@@ -259,7 +258,9 @@ def _manifest(
 ) -> dict[str, Any]:
     warnings = list(run.warnings)
     for augment, why in ((True, "no kept rewrites"), (False, "`augment false`")):
-        names = [n for n, c in per_task.items() if c["fallback"] and pools[n].task.augment is augment]
+        names = [
+            n for n, c in per_task.items() if c["fallback"] and pools[n].task.augment is augment
+        ]
         if names:
             n_inst = sum(per_task[n]["fallback"] for n in names)
             warnings.append(

@@ -87,6 +87,8 @@ def lookup(record: object, path: Sequence[PathKey]) -> Any:
     a non-list).  ``None`` met half-way counts as missing: MultiInstruct writes ``null`` for
     absent metadata.
     """
+    if len(path) == 1 and record.__class__ is dict:  # the common case, kept cheap
+        return record.get(path[0], MISSING)
     value: Any = record
     for depth, key in enumerate(path):
         if value is None:

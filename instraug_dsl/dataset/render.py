@@ -32,19 +32,18 @@ Rendering by slot type (:class:`~instraug_dsl.model.SlotSpec`):
 
 from __future__ import annotations
 
-import functools
 import random
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from .. import ir
-from ..model import PathKey, SlotSpec, TaskSpec
+from ..model import PathKey, TaskSpec
 from ..source import Span
 from ..strings import quote, split_template
-from .eachfmt import EachFormat, FormatError, RenderError, compile_each
-from .records import MISSING, ShapeError, dotted, is_empty, kind, lookup
+from .eachfmt import FormatError, RenderError
+from .records import MISSING, ShapeError, dotted, lookup
+from .slots import Overrides, SlotRenderer, shuffled, slot_renderer, text_value
 
 __all__ = [
     "FormatError",
@@ -56,104 +55,7 @@ __all__ = [
     "render_target",
 ]
 
-_NUMBER: Final = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\Z")
 _TEXT_SPAN: Final = Span("<instruction>", 0, 0, 1, 1, 1, 1)
-
-Overrides = dict[tuple[PathKey, ...], list[Any]]
-
-
-def _text(value: object, field: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    raise RenderError(field, f"expected text, got {kind(value)}")
-
-
-def _bbox(value: object, field: str) -> str:
-    if isinstance(value, str):
-        parts = value.split()
-        if len(parts) == 4 and all(_NUMBER.match(p) for p in parts):
-            return value
-        raise RenderError(field, f'expected a bounding box "x1 y1 x2 y2", got {value[:60]!r}')
-    if (
-        isinstance(value, list)
-        and len(value) == 4
-        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
-    ):
-        return " ".join(str(x) for x in value)
-    raise RenderError(field, f"expected a bounding box (4 numbers), got {kind(value)}")
-
-
-class SlotRenderer:
-    """One slot of a task, compiled: where its value lives and how it becomes text."""
-
-    __slots__ = ("spec", "field", "_each", "_element", "_shuffled")
-
-    def __init__(self, spec: SlotSpec, shuffled: bool) -> None:
-        self.spec = spec
-        self.field = dotted(spec.source) if spec.source else spec.name
-        self._each: EachFormat | None = compile_each(spec.each) if spec.each is not None else None
-        self._element = _bbox if spec.base == "bbox" else _text
-        self._shuffled = shuffled  # the source is a choices field, shuffled per instance
-
-    def render(
-        self, record: Mapping[str, Any], overrides: Overrides | None, rng: random.Random | None
-    ) -> str:
-        """The slot's text for ``record``; raises :class:`RenderError` naming the field."""
-        spec = self.spec
-        if spec.source is None:
-            return spec.const_value or ""
-        value: Any
-        if overrides is not None and spec.source in overrides:
-            value = overrides[spec.source]
-        else:
-            try:
-                value = lookup(record, spec.source)
-            except ShapeError as exc:
-                raise RenderError(exc.field, exc.reason) from None
-        if is_empty(value):
-            if spec.default is not None:
-                return self._default(rng)
-            if spec.optional:
-                return ""
-            if value is MISSING or value is None:
-                raise RenderError(self.field, "missing required field")
-        return self._value(value)
-
-    def _items(self, value: object) -> list[str]:
-        if self._each is not None:
-            each = self._each
-            return [each.format(k, e, label) for k, e, label in each.elements(value, self.field)]
-        if not isinstance(value, list):
-            raise RenderError(self.field, f"expected a list, got {kind(value)}")
-        element = self._element
-        return [element(e, f"{self.field}[{i}]") for i, e in enumerate(value)]
-
-    def _value(self, value: object) -> str:
-        spec = self.spec
-        if spec.base == "choices":
-            return spec.prefix + spec.sep.join(self._items(value))
-        if spec.is_list:
-            return spec.sep.join(self._items(value))
-        if self._each is not None:  # unreachable after check (E025), kept for safety
-            raise RenderError(self.field, "`each` needs a list slot")
-        return self._element(value, self.field)
-
-    def _default(self, rng: random.Random | None) -> str:
-        spec = self.spec
-        default = spec.default or ""
-        if spec.base == "choices":
-            options = default.split(spec.sep)
-            if self._shuffled and rng is not None:
-                rng.shuffle(options)
-            return spec.prefix + spec.sep.join(options)
-        return default
-
-
-@functools.lru_cache(maxsize=4096)
-def _slot_renderer(spec: SlotSpec, shuffled: bool) -> SlotRenderer:
-    return SlotRenderer(spec, shuffled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +115,7 @@ def compile_template(template: str | Sequence[ir.Piece], task: TaskSpec) -> Rend
                 raise FormatError(f"`{{{piece.name}}}` is not a slot of task `{task.name}`")
             if piece.name not in index:
                 index[piece.name] = len(slots)
-                slots.append(_slot_renderer(spec, spec.source in choice_paths))
+                slots.append(slot_renderer(spec, spec.source in choice_paths))
             parts.append(index[piece.name])
             text.append("{" + piece.name + "}")
         else:
@@ -244,9 +146,7 @@ def _shuffled(
         except ShapeError as exc:
             raise RenderError(exc.field, exc.reason) from None
         if isinstance(value, list):
-            value = list(value)
-            rng.shuffle(value)
-            overrides[path] = value
+            overrides[path] = shuffled(value, rng)
     return overrides
 
 
@@ -278,8 +178,9 @@ class TaskRenderer:
     """Renders every slot that any of a task's plans uses, once per record.
 
     Materialization validates the same fields whichever instruction is drawn (so the
-    errors file does not depend on the seed), then assembles the drawn plan from the
-    values with :meth:`RenderPlan.assemble`.
+    errors file does not depend on the seed), then joins the drawn plan's literals with
+    those values.  Options are shuffled once per record for the whole task, so the random
+    stream advances the same way whichever instruction was drawn.
     """
 
     def __init__(self, plans: Sequence[RenderPlan]) -> None:
@@ -289,27 +190,53 @@ class TaskRenderer:
                 slots.setdefault(slot.spec.name, slot)
         self.slots = tuple(slots.values())
         self.shuffle_paths = plans[0].shuffle_paths if plans else ()
+        position = {name: i for i, name in enumerate(slots)}
+        # per plan: its parts with slot indices remapped to this renderer's slot order
+        self._parts: dict[int, tuple[str | int, ...]] = {
+            id(plan): tuple(
+                p if isinstance(p, str) else position[plan.slot_names[p]] for p in plan.parts
+            )
+            for plan in plans
+        }
+
+    def _values(
+        self, record: Mapping[str, Any], rng: random.Random | None, shuffle_options: bool
+    ) -> list[str]:
+        if shuffle_options and self.shuffle_paths:
+            overrides = _shuffled(self.shuffle_paths, record, rng)
+            return [slot.render(record, overrides, rng) for slot in self.slots]
+        return [slot.render(record, None, None) for slot in self.slots]
 
     def values(
         self, record: Mapping[str, Any], rng: random.Random | None, *, shuffle_options: bool
     ) -> dict[str, str]:
         """Slot name to rendered text; raises :class:`RenderError` like :func:`render`."""
-        overrides = (
-            _shuffled(self.shuffle_paths, record, rng)
-            if shuffle_options and self.shuffle_paths
-            else None
-        )
-        srng = rng if shuffle_options else None
-        return {slot.spec.name: slot.render(record, overrides, srng) for slot in self.slots}
+        values = self._values(record, rng, shuffle_options)
+        return {slot.spec.name: v for slot, v in zip(self.slots, values, strict=True)}
+
+    def render(
+        self,
+        plan: RenderPlan,
+        record: Mapping[str, Any],
+        rng: random.Random | None,
+        *,
+        shuffle_options: bool,
+    ) -> str:
+        """Validate every slot of the task for ``record``, then render ``plan`` (one of the
+        plans given at construction)."""
+        values = self._values(record, rng, shuffle_options)
+        return "".join([p if p.__class__ is str else values[p] for p in self._parts[id(plan)]])  # type: ignore[index]
 
 
 def render_target(plan: RenderPlan, record: Mapping[str, Any]) -> str:
     """The record's target (answer text) at the task's ``target`` path."""
-    field = dotted(plan.target)
+    path = plan.target
     try:
-        value = lookup(record, plan.target)
+        value = lookup(record, path)
     except ShapeError as exc:
         raise RenderError(exc.field, exc.reason) from None
+    if value.__class__ is str:
+        return value
     if value is MISSING or value is None:
-        raise RenderError(field, "missing target")
-    return _text(value, field)
+        raise RenderError(dotted(path), "missing target")
+    return text_value(value, dotted(path))

@@ -67,12 +67,17 @@ class Sampler:
         if not pool.kept:
             # Only a fallback when a rewrite could have been drawn (raw_share 1 never draws one).
             forced = self.mode == "uniform" or self.raw_share < 1.0
-            return Choice(pool.originals[rng.randrange(len(pool.originals))], forced)
+            return Choice(_pick(pool.originals, rng), forced)
         if self.mode == "uniform":
             every = self._uniform.get(task)
             if every is None:
                 every = self._uniform[task] = pool.originals + pool.kept
-            return Choice(every[rng.randrange(len(every))], False)
+            return Choice(_pick(every, rng), False)
         if rng.random() < self.raw_share:
-            return Choice(pool.originals[rng.randrange(len(pool.originals))], False)
-        return Choice(pool.kept[rng.randrange(len(pool.kept))], False)
+            return Choice(_pick(pool.originals, rng), False)
+        return Choice(_pick(pool.kept, rng), False)
+
+
+def _pick(items: list[Candidate], rng: random.Random) -> Candidate:
+    # int(random() * n) is uniform up to 2**-53 and far cheaper than randrange's rejection loop
+    return items[int(rng.random() * len(items))]

@@ -18,12 +18,13 @@ import asyncio
 import difflib
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..compile import Compiled
 from ..compile.types import Request
 from ..errors import IatRuntimeError
 from ..model import Catalog, PlanSpec
@@ -67,7 +68,7 @@ class Prepared:
 
     catalog: Catalog
     plan: PlanSpec
-    compiled: Any
+    compiled: Compiled
     requests: list[Request]
     model: str
 
@@ -106,10 +107,14 @@ def choose_plan(catalog: Catalog, name: str | None) -> PlanSpec:
         "several plans are declared; choose one with --plan (" + ", ".join(catalog.plans) + ")")
 
 
-def prepare(catalog: Catalog, options: AugmentOptions) -> Prepared:
-    """Compile the plan and apply ``--tasks`` and ``--limit`` (in request order)."""
+def prepare(catalog: Catalog, options: AugmentOptions,
+            sources: Mapping[str, str] | None = None) -> Prepared:
+    """Compile the plan and apply ``--tasks`` and ``--limit`` (in request order).
+
+    ``sources`` ({path: text} of the loaded files) lets the manifest record their hashes.
+    """
     plan = choose_plan(catalog, options.plan)
-    compiled = compiler_api.compile_plan(catalog, plan.name)
+    compiled = compiler_api.compile_for_run(catalog, plan.name, sources)
     requests = list(compiled.requests)
     if options.tasks:
         present = {r.task for r in requests}
@@ -155,19 +160,21 @@ def preflight(prepared: Prepared, options: AugmentOptions, cache: CallCache) -> 
 
 
 def run_augment(catalog: Catalog, run_dir: Path, options: AugmentOptions,
-                progress: Progress | None = None) -> AugmentResult:
+                progress: Progress | None = None,
+                sources: Mapping[str, str] | None = None) -> AugmentResult:
     """Compile, pre-flight, run every round, and write the run directory."""
     started = time.monotonic()
-    prepared = prepare(catalog, options)
+    prepared = prepare(catalog, options, sources)
     run_dir.mkdir(parents=True, exist_ok=True)
     prepared.compiled.write(run_dir / "compiled")
     shown = progress or Progress()
     with CallCache(run_dir / CACHE_FILE, fresh=options.fresh) as cache:
         estimate = preflight(prepared, options, cache)
-        engine = Engine(options.engine, cache, compiler_api.evaluator(prepared.compiled),
+        validators = compiler_api.Validators(prepared.compiled)
+        engine = Engine(options.engine, cache, validators.evaluator(),
                         attempts=prepared.plan.attempts, progress=shown)
         try:
-            outcomes = asyncio.run(_rounds(prepared, engine, run_dir))
+            outcomes = asyncio.run(_rounds(prepared, engine, validators, run_dir))
         finally:
             shown.stop()
         summary = _write_outputs(prepared, options, run_dir, outcomes, engine, estimate,
@@ -175,7 +182,8 @@ def run_augment(catalog: Catalog, run_dir: Path, options: AugmentOptions,
     return AugmentResult(run_dir, summary, outcomes)
 
 
-async def _rounds(prepared: Prepared, engine: Engine, run_dir: Path) -> list[Outcome]:
+async def _rounds(prepared: Prepared, engine: Engine, validators: compiler_api.Validators,
+                  run_dir: Path) -> list[Outcome]:
     """Round 0 is the compiled requests; each further round rephrases the last one's output."""
     everything: list[Outcome] = []
     requests = prepared.requests
@@ -184,10 +192,8 @@ async def _rounds(prepared: Prepared, engine: Engine, run_dir: Path) -> list[Out
             if engine.stop_reason is not None:
                 break
             previous = [o for o in everything if o.request.iteration == iteration - 1]
-            requests = compiler_api.derive(prepared.compiled, prepared.catalog, prepared.plan,
-                                           generated_rows(previous), iteration)
-            compiler_api.write_round(prepared.compiled, run_dir / "compiled", iteration, requests)
-            engine.evaluate = compiler_api.evaluator(prepared.compiled)
+            requests = compiler_api.derive(prepared.compiled, validators, previous, iteration)
+            compiler_api.write_round(run_dir / "compiled", iteration, requests)
             if not requests:
                 break
         engine.progress.start(len(requests), f"round {iteration}")
@@ -210,7 +216,7 @@ def _write_outputs(prepared: Prepared, options: AugmentOptions, run_dir: Path,
                    wall: float) -> dict[str, Any]:
     augmented = {r.task for r in prepared.requests}
     originals = original_rows(prepared.catalog, augmented)
-    generated = generated_rows(outcomes)
+    generated = generated_rows(outcomes, compiler_api.rewrite_id)
     n_instr = write_jsonl(run_dir / "instructions.jsonl", [*originals, *generated])
     n_rej = write_jsonl(run_dir / "rejected.jsonl", rejected_rows(outcomes))
     n_fail = write_jsonl(run_dir / "failed.jsonl", failed_rows(outcomes))

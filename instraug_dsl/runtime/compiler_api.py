@@ -1,50 +1,69 @@
 """The runtime's one view of the compiler (``instraug_dsl.compile``).
 
-Everything the engine needs from compiled artifacts goes through these few functions, so the
-runtime depends on the compiler's public API in one place.
+Everything the engine needs from compiled artifacts goes through this module, so the runtime
+depends on the compiler's public API in one place.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..compile import Compiled, ValidatorSpec, compile_plan, derive_requests, evaluate_reply
+from ..compile import rewrite_id as _rewrite_id
 from ..compile.types import Request, Verdict
-from ..model import Catalog, PlanSpec
+from ..model import Catalog
 from .engine import Evaluator
+from .outcome import Outcome
 
 
-def compile_plan(catalog: Catalog, plan: str) -> Any:
-    """The compiled plan (requests, validators, manifest, ``write(dir)``)."""
-    from ..compile import compile_plan as _compile
-
-    return _compile(catalog, plan)
+def compile_for_run(catalog: Catalog, plan: str, sources: Mapping[str, str] | None) -> Compiled:
+    """Compile ``plan``; ``sources`` ({path: text}) lets the manifest record source hashes."""
+    return compile_plan(catalog, plan, sources=sources)
 
 
-def evaluator(compiled: Any) -> Evaluator:
-    """Validate a reply of a request with the validator the compiler attached to it."""
-    from ..compile import evaluate_reply
+class Validators:
+    """The validators of a run by id: the compiled ones plus those of derived rounds."""
 
-    validators = compiled.validators
+    def __init__(self, compiled: Compiled) -> None:
+        self.table: dict[str, ValidatorSpec] = dict(compiled.validators)
 
-    def evaluate(request: Request, text: str) -> tuple[Verdict, ...]:
-        return tuple(evaluate_reply(request, validators[request.validator], text))
+    def add(self, more: Mapping[str, ValidatorSpec]) -> None:
+        """Register the validators of a derived round."""
+        self.table.update(more)
 
-    return evaluate
+    def evaluator(self) -> Evaluator:
+        """Validate a reply with the validator its request names."""
+        table = self.table
+
+        def evaluate(request: Request, text: str) -> tuple[Verdict, ...]:
+            return tuple(evaluate_reply(request, table[request.validator], text))
+
+        return evaluate
 
 
-def derive(compiled: Any, catalog: Catalog, plan: PlanSpec, accepted: Sequence[dict[str, Any]],
+def accepted_bodies(outcomes: Sequence[Outcome]) -> list[tuple[Request, str]]:
+    """(request, restored body) for every accepted rewrite, in request order."""
+    return [(o.request, v.restored) for o in outcomes if o.status == "accepted"
+            for v in o.attempts[-1].accepted if v.restored is not None]
+
+
+def rewrite_id(request: Request, body: str) -> str:
+    """The compiler's id of an accepted rewrite (what derived requests name as parent)."""
+    return _rewrite_id(request.task, request.root, body)
+
+
+def derive(compiled: Compiled, validators: Validators, previous: Sequence[Outcome],
            iteration: int) -> list[Request]:
-    """MIns+_Iter: requests rephrasing the previous round's accepted rewrites (rows)."""
-    from ..compile import derive_requests
+    """MIns+_Iter: requests rephrasing the previous round's accepted rewrites."""
+    requests, more = derive_requests(compiled, accepted_bodies(previous), iteration)
+    validators.add(more)
+    return list(requests)
 
-    return list(derive_requests(compiled, catalog, plan.name, accepted, iteration))
 
-
-def write_round(compiled: Any, directory: Path, iteration: int,
-                requests: Sequence[Request]) -> None:
+def write_round(directory: Path, iteration: int, requests: Sequence[Request]) -> None:
     """Keep a derived round's requests next to the compiled artifacts."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"requests.iter{iteration}.jsonl"
@@ -53,10 +72,8 @@ def write_round(compiled: Any, directory: Path, iteration: int,
             fh.write(json.dumps(r.to_json(), sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def skipped(compiled: Any) -> list[Any]:
+def skipped(compiled: Compiled) -> dict[str, Any]:
     """What the compiler left out on purpose, with reasons (from its manifest)."""
-    manifest = getattr(compiled, "manifest", None)
-    if isinstance(manifest, dict):
-        value = manifest.get("skipped", [])
-        return list(value) if isinstance(value, list | tuple) else []
-    return []
+    manifest = compiled.manifest
+    return {"tasks": manifest.get("skipped_tasks", {}),
+            "instructions": manifest.get("skipped_instructions", {})}

@@ -11,7 +11,9 @@ Model names (after ``embedded/``):
 Assembled models live in ``$IATC_CACHE_DIR`` (default ``~/.cache/instraug-dsl/models``) and are
 SHA-256 verified before their first use in a process; a ``.sha256-ok`` stamp keyed by size and
 mtime spares re-hashing the file at every start. llama.cpp holds one context per model, so
-generation is serialized per model and runs in a worker thread.
+generation is serialized per model and runs in a worker thread; calls queued behind the lock
+spend their own deadline waiting. ``$IATC_THREADS`` overrides the thread count (all cores up
+to 4).
 """
 
 from __future__ import annotations
@@ -318,8 +320,8 @@ def generate(
     `sampling` may hold temperature, top_p, max_tokens and seed. The deadline is checked at
     every generated token (prompt evaluation itself cannot be interrupted).
     """
-    start = time.monotonic()
-    deadline = None if timeout is None else start + timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
+    model = model.removeprefix("embedded/")
     slot = _load(resolve_model_path(model))
     with slot.lock:
         if _expired(deadline, cancel):

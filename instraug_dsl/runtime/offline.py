@@ -183,14 +183,15 @@ def _content(message: Mapping[str, Any]) -> str:
 
 
 def extract_instruction(messages: Sequence[Mapping[str, Any]]) -> str:
-    """Return the text between ``<instruction>`` tags of the last user message.
+    """Return the text between the last ``<instruction>`` tags of the last user message.
 
+    The last pair, because worked examples may precede the instruction in the same message.
     Without tags the whole last user message is the instruction, so hand-written prompts work.
     """
     users = [m for m in messages if m.get("role") == "user"]
     text = _content(users[-1]) if users else ""
-    match = _INSTRUCTION.search(text)
-    return match.group(1).strip() if match else text.strip()
+    found = _INSTRUCTION.findall(text)
+    return str(found[-1]).strip() if found else text.strip()
 
 
 def rewrite(instruction: str, seed: int) -> str:

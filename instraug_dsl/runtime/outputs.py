@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..compile.types import Request
 from ..model import Catalog
 from .outcome import Outcome
 
@@ -51,9 +52,16 @@ def original_rows(catalog: Catalog, augmented_tasks: Iterable[str]) -> list[Row]
     return rows
 
 
-def generated_rows(outcomes: Sequence[Outcome]) -> list[Row]:
-    """One row per accepted rewrite, in request order (then candidate order)."""
+def generated_rows(outcomes: Sequence[Outcome],
+                   rewrite_key: Callable[[Request, str], str] | None = None) -> list[Row]:
+    """One row per accepted rewrite, in request order (then candidate order).
+
+    ``parent`` is the instruction a rewrite was made from: the original's id in round 0;
+    in later rounds (MIns+_Iter) the row id of the rewrite that was rephrased, found through
+    ``rewrite_key`` (the compiler's id of an accepted rewrite, which derived requests carry).
+    """
     rows: list[Row] = []
+    lineage: dict[str, str] = {}
     for out in outcomes:
         if out.status != "accepted":
             continue
@@ -62,10 +70,14 @@ def generated_rows(outcomes: Sequence[Outcome]) -> list[Row]:
         for index, verdict in enumerate(last.accepted):
             body = verdict.restored or ""
             template = req.lead + body + req.trail
+            ident = generated_id(req.id, last.number, index, template)
+            if rewrite_key is not None:
+                lineage.setdefault(rewrite_key(req, body), ident)
+            parent = lineage.get(req.parent, req.parent) if req.parent else req.instruction
             rows.append({
-                "id": generated_id(req.id, last.number, index, template),
+                "id": ident,
                 "task": req.task, "kind": "generated", "template": template, "body": body,
-                "root": req.root, "parent": req.instruction, "metaprompt": req.metaprompt,
+                "root": req.root, "parent": parent, "metaprompt": req.metaprompt,
                 "temperature": req.temperature, "sample": req.sample, "attempt": last.number,
                 "iteration": req.iteration, "model": out.model,
                 "response_sha256": last.response_sha256, "request": req.id,

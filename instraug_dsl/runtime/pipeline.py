@@ -20,8 +20,8 @@ def _sampling(result: Any, name: str | None) -> tuple[SamplingSpec, Path]:
     if name is None:
         if len(catalog.samplings) != 1:
             known = ", ".join(catalog.samplings) or "none declared"
-            raise IatRuntimeError(
-                f"`iatc run` needs exactly one `sampling` block or --sampling NAME (found: {known})")
+            raise IatRuntimeError("`iatc run` needs exactly one `sampling` block or "
+                                  f"--sampling NAME (found: {known})")
         name = next(iter(catalog.samplings))
     if name not in catalog.samplings:
         known = ", ".join(catalog.samplings) or "none declared"
@@ -60,17 +60,20 @@ def run_pipeline(path: Path, out: Path, *, sampling: str | None = None, model: s
                           timeout=timeout, budget_usd=budget)
     run_dir, data_dir = out / "run", out / "data"
     progress = make_progress(effective, quiet=quiet)
-    augmented = run_augment(catalog, run_dir, AugmentOptions(plan=plan.name, engine=config,
-                                                             fresh=fresh), progress)
+    sources = {p: src.text for p, src in result.sources.items()}
+    options = AugmentOptions(plan=plan.name, engine=config, fresh=fresh)
+    augmented = run_augment(catalog, run_dir, options, progress, sources)
     if stream is not None and not quiet:
         summary_table(augmented.summary, stream)
     if augmented.summary["run"]["stopped"] == "budget":
         raise IatRuntimeError(
             f"stopped at the budget of ${budget:g} before augmentation finished; the dataset was "
             f"not built. Re-run with a higher --budget (completed calls in {run_dir} are kept).")
-    options = MaterializeOptions(raw_share=spec.raw_share, mode=spec.mode, seed=spec.seed,
-                                 per_task=spec.per_task)
-    manifest = materialize(load_run(run_dir), instances, data_dir, options)
+    dataset_options = MaterializeOptions(raw_share=spec.raw_share, mode=spec.mode,
+                                         seed=spec.seed, per_task=spec.per_task)
+    # The task declarations are the files just loaded: no need to find them again.
+    run = load_run(run_dir, iat=[Path(p) for p in result.sources])
+    manifest = materialize(run, instances, data_dir, dataset_options)
     if stream is not None:
         _dataset_lines(manifest, data_dir, stream)
     return {"augment": augmented.summary, "dataset": manifest}
