@@ -72,20 +72,30 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _median_seconds(cmd: list[str], runs: int, env: dict[str, str]) -> tuple[float, float]:
-    """Median wall time and median CPU time (user + sys) of ``runs`` runs.
+def _once(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    cpu_start, start = _cpu(), time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{proc.stderr.decode()}")
+    return wall, _cpu() - cpu_start
 
-    CPU time is reported too because it is steadier on a busy machine.
+
+def _medians(
+    commands: list[tuple[list[str], dict[str, str]]], runs: int
+) -> list[tuple[float, float]]:
+    """Median wall and CPU (user + sys) time of each command over ``runs`` rounds.
+
+    The commands run interleaved, one of each per round, so a busy machine
+    slows all of them alike; CPU time is reported too because it is steadier.
     """
-    wall, cpu = [], []
+    samples: list[list[tuple[float, float]]] = [[] for _ in commands]
     for _ in range(runs):
-        cpu_start, start = _cpu(), time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, check=False)
-        wall.append(time.perf_counter() - start)
-        cpu.append(_cpu() - cpu_start)
-        if proc.returncode not in (0, 1):
-            raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{proc.stderr.decode()}")
-    return statistics.median(wall), statistics.median(cpu)
+        for i, (cmd, env) in enumerate(commands):
+            samples[i].append(_once(cmd, env))
+    return [
+        (statistics.median(w for w, _ in s), statistics.median(c for _, c in s)) for s in samples
+    ]
 
 
 def main() -> None:
@@ -108,11 +118,14 @@ def main() -> None:
         print(f"iatc check {target} ({files} files): exit {first.returncode}")
         print("   " + ((first.stdout + first.stderr).strip().splitlines() or ["(no output)"])[-1])
 
-        base = _median_seconds(
-            [sys.executable, "-c", "import lark, jinja2, typer"], args.runs, dict(os.environ)
+        base, warm, cold = _medians(
+            [
+                ([sys.executable, "-c", "import lark, jinja2, typer"], dict(os.environ)),
+                (check, env),
+                (check, dict(env, IATC_CACHE_DIR="")),
+            ],
+            args.runs,
         )
-        warm = _median_seconds(check, args.runs, env)
-        cold = _median_seconds(check, max(3, args.runs // 3), dict(env, IATC_CACHE_DIR=""))
 
     print(f"median of {args.runs} runs          wall               cpu (user+sys)")
     for label, (w, c) in (
@@ -120,7 +133,8 @@ def main() -> None:
         ("iatc check (parser cached)", warm),
         ("iatc check (no cache)     ", cold),
     ):
-        print(f"  {label}  {w * 1000:6.0f} ms {w / base[0]:5.2f}x   {c * 1000:6.0f} ms {c / base[1]:5.2f}x")
+        wall = f"{w * 1000:6.0f} ms {w / base[0]:5.2f}x"
+        print(f"  {label}  {wall}   {c * 1000:6.0f} ms {c / base[1]:5.2f}x")
     print(f"ratio {warm[0] / base[0]:.2f} wall, {warm[1] / base[1]:.2f} cpu (target <= 3)")
 
 

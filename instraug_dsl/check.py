@@ -317,7 +317,8 @@ def _bound(ctx: Context, lit: ir.NumberLit | ir.IntLit, what: str, lo: float, hi
         hi_txt = f"at most {hi:g}" if hi != float("inf") else ""
         # str() for integers: `:g` converts to float, which overflows on huge literals.
         shown = str(v) if isinstance(lit, ir.IntLit) else f"{v:g}"
-        ctx.diagnostics.add("E040", f"{what} must be {lo_txt}{' and ' + hi_txt if hi_txt else ''}, not {shown}", lit.span)
+        bounds = lo_txt + (" and " + hi_txt if hi_txt else "")
+        ctx.diagnostics.add("E040", f"{what} must be {bounds}, not {shown}", lit.span)
 
 
 def range_values(rng: ir.NumberRange) -> list[float]:

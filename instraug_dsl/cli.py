@@ -82,11 +82,11 @@ def _fast_check(argv: list[str]) -> int | None:
 
 def main() -> None:
     """Console-script entry point."""
-    _register_commands()
     try:
-        code = _fast_check(sys.argv[1:])
+        code = _fast_check(sys.argv[1:])  # needs only commands.lang, not every command
         if code is not None:
             sys.exit(code)
+        _register_commands()
         app()
     except KeyboardInterrupt:
         typer.echo("iatc: interrupted; completed work is kept", err=True)

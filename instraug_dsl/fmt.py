@@ -20,13 +20,23 @@ Formatting is idempotent and never changes meaning:
 
 from __future__ import annotations
 
+import bisect
 import re
 import typing as t
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import ir
-from .fmt_text import field_path, string, type_expr
+from .fmt_text import (
+    filter_line,
+    plan_line,
+    prompt_line,
+    sampling_line,
+    slot_line,
+    string,
+    task_prop_line,
+    type_expr,
+)
 
 INDENT = "  "
 #: Further strings of a multi-line instruction, relative to the instruction.
@@ -64,10 +74,13 @@ class _Formatter:
     def __init__(self, module: ir.Module, text: str) -> None:
         self.text = text
         self.comments = sorted(module.comments, key=lambda c: c.span.start)
+        self._starts = [c.span.start for c in self.comments]
 
     # ------------------------------------------------------------ comments
     def _inside(self, start: int, end: int) -> list[ir.Comment]:
-        return [c for c in self.comments if start <= c.span.start < end]
+        """The comments starting in ``[start, end)``."""
+        lo = bisect.bisect_left(self._starts, start)
+        return self.comments[lo : bisect.bisect_left(self._starts, end, lo)]
 
     def _blank_between(self, start: int, end: int) -> bool:
         """True when the source has an empty line between two positions."""
@@ -196,18 +209,18 @@ class _Formatter:
                 return self._leaf(item, f"type {n.value} = {type_expr(texpr)}")
             case ir.Task(name=n, members=ms):
                 return self._block(item, f"task {n.value}", n.span.end, ms, self.task_member)
-            case ir.MetaPrompt(name=n, members=ms):
-                return self._block(item, f"metaprompt {n.value}", n.span.end, ms, self.prompt_member)
-            case ir.Bootstrap(name=n, members=ms):
-                return self._block(item, f"bootstrap {n.value}", n.span.end, ms, self.prompt_member)
-            case ir.Strategies(name=n, items=strategies):
-                return self._block(item, f"strategies {n.value}", n.span.end, strategies, self.strategy)
+            case ir.MetaPrompt(name=n, members=ms) | ir.Bootstrap(name=n, members=ms):
+                kind = "metaprompt" if isinstance(item, ir.MetaPrompt) else "bootstrap"
+                return self._block(item, f"{kind} {n.value}", n.span.end, ms, self.prompt_member)
+            case ir.Strategies(name=n, items=strats):
+                return self._block(item, f"strategies {n.value}", n.span.end, strats, self.strategy)
             case ir.Plan(name=n, extends=base, members=ms):
                 header = f"plan {n.value}" + (f" extends {base.value}" if base else "")
                 end = (base or n).span.end
                 return self._block(item, header, end, ms, self.plan_member)
             case ir.Sampling(name=n, members=ms):
-                return self._block(item, f"sampling {n.value}", n.span.end, ms, self.sampling_member)
+                header = f"sampling {n.value}"
+                return self._block(item, header, n.span.end, ms, self.sampling_member)
             case _:
                 t.assert_never(item)
 
@@ -221,9 +234,9 @@ class _Formatter:
             case ir.Instruction():
                 return self.instruction(m)
             case ir.Slot():
-                return self._leaf(m, _slot(m))
+                return self._leaf(m, slot_line(m))
             case _:
-                return self._leaf(m, _task_prop(m))
+                return self._leaf(m, task_prop_line(m))
 
     def instruction(self, instr: ir.Instruction) -> _Out:
         """One line, or one line per string when several strings are paraphrased."""
@@ -257,61 +270,23 @@ class _Formatter:
 
     def prompt_member(self, m: ir.PromptMember) -> _Out:
         """One member of a metaprompt or bootstrap block."""
-        match m:
-            case ir.PromptSystem(template=s):
-                line = f"system {string(s)}"
-            case ir.PromptUser(template=s):
-                line = f"user {string(s)}"
-            case ir.PromptDescription(value=s):
-                line = f"description {string(s)}"
-            case ir.PromptStrategies(name=n):
-                line = f"strategies {n.value}"
-            case ir.PromptCount(value=i):
-                line = f"count {i.value}"
-            case ir.PromptTake(value=i):
-                line = f"take {i.value}"
-            case _:
-                t.assert_never(m)
-        return self._leaf(m, line)
+        return self._leaf(m, prompt_line(m))
 
     def plan_member(self, m: ir.PlanMember) -> _Out:
         """One member of a plan block (``filter`` is a nested block)."""
         if isinstance(m, ir.Filter):
             end = m.span.start + len("filter")
             return self._block(m, "filter", end, m.members, self.filter_member)
-        return self._leaf(m, _plan_setting(m))
+        return self._leaf(m, plan_line(m))
 
     def filter_member(self, m: ir.FilterMember) -> _Out:
         """One setting of a filter block."""
-        match m:
-            case ir.LengthRatio(low=lo, high=hi):
-                line = f"length_ratio {lo.text}..{hi.text}"
-            case ir.PlaceholderPolicy(value=n):
-                line = f"placeholders {n.value}"
-            case ir.Dedup(value=v):
-                line = f"dedup {v.text}"
-            case _:
-                t.assert_never(m)
-        return self._leaf(m, line)
+        return self._leaf(m, filter_line(m))
 
     def sampling_member(self, m: ir.SamplingMember) -> _Out:
         """One setting of a sampling block."""
-        match m:
-            case ir.SamplingPlanRef(name=n):
-                line = f"plan {n.value}"
-            case ir.SamplingInstances(path=p):
-                line = f"instances {string(p)}"
-            case ir.RawShare(value=v):
-                line = f"raw_share {v.text}"
-            case ir.Mode(value=n):
-                line = f"mode {n.value}"
-            case ir.PerTask(value=i):
-                line = f"per_task {i.value}"
-            case ir.Seed(value=i):
-                line = f"seed {i.value}"
-            case _:
-                t.assert_never(m)
-        return self._leaf(m, line)
+        return self._leaf(m, sampling_line(m))
+
 
 
 # ------------------------------------------------------------ one-liners
@@ -325,73 +300,6 @@ def _separate_items(a: ir.Item, b: ir.Item) -> bool:
     """Top-level items get a blank line, except runs of imports or of types."""
     same = type(a) is type(b) and isinstance(a, ir.Import | ir.TypeAlias)
     return not same
-
-
-def _slot(s: ir.Slot) -> str:
-    out = f"slot {s.name.value}: {type_expr(s.type)}"
-    if s.source is not None:
-        out += f" from {field_path(s.source)}"
-    if s.each is not None:
-        out += f" each {string(s.each)}"
-    if s.default is not None:
-        out += f" default {string(s.default)}"
-    return out
-
-
-def _task_prop(m: ir.TaskProp) -> str:
-    match m:
-        case ir.Category(value=s):
-            return f"category {string(s)}"
-        case ir.Split(value=n):
-            return f"split {n.value}"
-        case ir.Source(value=s):
-            return f"source {string(s)}"
-        case ir.Notes(value=s):
-            return f"notes {string(s)}"
-        case ir.Augment(value=b):
-            return f"augment {'true' if b else 'false'}"
-        case ir.Instances(task_name=s, condition=cond):
-            out = f"instances {string(s)}"
-            if cond is not None:
-                out += " where " + ("not " if cond.negated else "") + field_path(cond.path)
-            return out
-        case ir.Target(path=p):
-            return f"target from {field_path(p)}"
-        case _:
-            t.assert_never(m)
-
-
-def _plan_setting(m: ir.PlanMember) -> str:
-    match m:
-        case ir.Use(metaprompt=n, samples=s):
-            return f"use {n.value}" + (f" samples {s.value}" if s is not None else "")
-        case ir.Temperature(values=values):
-            if isinstance(values, ir.NumberRange):
-                lo, hi, step = values.low.text, values.high.text, values.step.text
-                return f"temperature {lo}..{hi} step {step}"
-            return "temperature " + ", ".join(v.text for v in values.values)
-        case ir.TopP(value=v):
-            return f"top_p {v.text}"
-        case ir.MaxTokens(value=i):
-            return f"max_tokens {i.value}"
-        case ir.Model(value=s):
-            return f"model {string(s)}"
-        case ir.Seed(value=i):
-            return f"seed {i.value}"
-        case ir.Iterations(value=i):
-            return f"iterations {i.value}"
-        case ir.Attempts(value=i):
-            return f"attempts {i.value}"
-        case ir.Tasks(selector=selector):
-            if isinstance(selector, ir.SelectAll):
-                return "tasks all"
-            if isinstance(selector, ir.SelectNames):
-                return "tasks " + ", ".join(n.value for n in selector.names)
-            return f"tasks category {string(selector.category)}"
-        case ir.Filter():  # pragma: no cover - formatted as a block by the caller
-            raise TypeError("filter is a block")
-        case _:
-            t.assert_never(m)
 
 
 # ------------------------------------------------------------------ API

@@ -1,12 +1,13 @@
-"""Spelling of the formatter's atoms: string literals, types, field paths.
+"""Spelling of the formatter's one-line pieces: literals, types, paths, members.
 
 Kept apart from :mod:`fmt` (which does layout and comments) so the rules for
-writing one value back as source text live in one small place.
+writing one construct back as source text live in one small place.
 """
 
 from __future__ import annotations
 
 import re
+import typing as t
 
 from . import ir
 from .strings import decode, quote
@@ -94,3 +95,127 @@ def field_path(path: ir.FieldPath) -> str:
 
 def _quoted(value: str) -> str:
     return '"' + _body(value, False) + '"'
+
+
+# --------------------------------------------------- one-line members
+
+
+def slot_line(s: ir.Slot) -> str:
+    """``slot name: type from ... each ... default ...``."""
+    out = f"slot {s.name.value}: {type_expr(s.type)}"
+    if s.source is not None:
+        out += f" from {field_path(s.source)}"
+    if s.each is not None:
+        out += f" each {string(s.each)}"
+    if s.default is not None:
+        out += f" default {string(s.default)}"
+    return out
+
+
+def task_prop_line(m: ir.TaskProp) -> str:
+    """A task property such as ``category "VQA"``."""
+    match m:
+        case ir.Category(value=s):
+            return f"category {string(s)}"
+        case ir.Split(value=n):
+            return f"split {n.value}"
+        case ir.Source(value=s):
+            return f"source {string(s)}"
+        case ir.Notes(value=s):
+            return f"notes {string(s)}"
+        case ir.Augment(value=b):
+            return f"augment {'true' if b else 'false'}"
+        case ir.Instances(task_name=s, condition=cond):
+            out = f"instances {string(s)}"
+            if cond is not None:
+                out += " where " + ("not " if cond.negated else "") + field_path(cond.path)
+            return out
+        case ir.Target(path=p):
+            return f"target from {field_path(p)}"
+        case _:
+            t.assert_never(m)
+
+
+def plan_line(m: ir.PlanMember) -> str:
+    """A plan setting (not ``filter``, which is a block)."""
+    match m:
+        case ir.Use(metaprompt=n, samples=s):
+            return f"use {n.value}" + (f" samples {s.value}" if s is not None else "")
+        case ir.Temperature(values=values):
+            if isinstance(values, ir.NumberRange):
+                lo, hi, step = values.low.text, values.high.text, values.step.text
+                return f"temperature {lo}..{hi} step {step}"
+            return "temperature " + ", ".join(v.text for v in values.values)
+        case ir.TopP(value=v):
+            return f"top_p {v.text}"
+        case ir.MaxTokens(value=i):
+            return f"max_tokens {i.value}"
+        case ir.Model(value=s):
+            return f"model {string(s)}"
+        case ir.Seed(value=i):
+            return f"seed {i.value}"
+        case ir.Iterations(value=i):
+            return f"iterations {i.value}"
+        case ir.Attempts(value=i):
+            return f"attempts {i.value}"
+        case ir.Tasks(selector=selector):
+            if isinstance(selector, ir.SelectAll):
+                return "tasks all"
+            if isinstance(selector, ir.SelectNames):
+                return "tasks " + ", ".join(n.value for n in selector.names)
+            return f"tasks category {string(selector.category)}"
+        case ir.Filter():  # pragma: no cover - formatted as a block by the caller
+            raise TypeError("filter is a block")
+        case _:
+            t.assert_never(m)
+
+
+def prompt_line(m: ir.PromptMember) -> str:
+    """A member of a metaprompt or bootstrap block."""
+    match m:
+        case ir.PromptSystem(template=s):
+            return f"system {string(s)}"
+        case ir.PromptUser(template=s):
+            return f"user {string(s)}"
+        case ir.PromptDescription(value=s):
+            return f"description {string(s)}"
+        case ir.PromptStrategies(name=n):
+            return f"strategies {n.value}"
+        case ir.PromptCount(value=i):
+            return f"count {i.value}"
+        case ir.PromptTake(value=i):
+            return f"take {i.value}"
+        case _:
+            t.assert_never(m)
+
+
+def filter_line(m: ir.FilterMember) -> str:
+    """A setting of a filter block."""
+    match m:
+        case ir.LengthRatio(low=lo, high=hi):
+            return f"length_ratio {lo.text}..{hi.text}"
+        case ir.PlaceholderPolicy(value=n):
+            return f"placeholders {n.value}"
+        case ir.Dedup(value=v):
+            return f"dedup {v.text}"
+        case _:
+            t.assert_never(m)
+
+
+def sampling_line(m: ir.SamplingMember) -> str:
+    """A setting of a sampling block."""
+    match m:
+        case ir.SamplingPlanRef(name=n):
+            return f"plan {n.value}"
+        case ir.SamplingInstances(path=p):
+            return f"instances {string(p)}"
+        case ir.RawShare(value=v):
+            return f"raw_share {v.text}"
+        case ir.Mode(value=n):
+            return f"mode {n.value}"
+        case ir.PerTask(value=i):
+            return f"per_task {i.value}"
+        case ir.Seed(value=i):
+            return f"seed {i.value}"
+        case _:
+            t.assert_never(m)

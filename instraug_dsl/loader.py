@@ -94,7 +94,13 @@ def load(paths: Sequence[str | Path]) -> LoadResult:
         for item in module.items:
             if not isinstance(item, ir.Import):
                 continue
-            target = (real.parent / item.path.value).resolve()
+            try:
+                target = (real.parent / item.path.value).resolve()
+            except ValueError:  # a NUL or an unencodable character: no such file
+                result.diagnostics.add(
+                    "E060", f"imported file `{item.path.value}` not found", item.path.span
+                )
+                continue
             if target in stack or target == real:
                 chain = " -> ".join(done.get(p, str(p)) for p in (*stack, real)) + f" -> {done.get(target, item.path.value)}"
                 result.diagnostics.add("E061", f"import cycle: {chain}", item.path.span)

@@ -14,6 +14,7 @@ import warnings
 from instraug_dsl.compile.reply import parse_reply
 from instraug_dsl.compile.types import Message, Reason, Request, Verdict
 
+
 def warm_up_litellm() -> None:
     """Import litellm and make one offline call with warnings ignored.
 

@@ -15,7 +15,9 @@ from instraug_dsl import exitcodes
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path("tests") / "fixtures" / "broken"
-_HEADER = re.compile(r"^(?P<path>\S+\.iat):(?P<line>\d+):(?P<col>\d+): (error|warning)\[(?P<code>\w+)\]")
+_HEADER = re.compile(
+    r"^(?P<path>\S+\.iat):(?P<line>\d+):(?P<col>\d+): (error|warning)\[(?P<code>\w+)\]"
+)
 
 
 def _iatc(*args: str) -> subprocess.CompletedProcess[str]:

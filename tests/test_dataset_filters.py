@@ -151,5 +151,26 @@ def test_changed_sources_warn_and_iat_override(tmp_path: Path) -> None:
     assert run.warnings == ["the --iat files differ from the sources the run was compiled from"]
     data["sources"] = {"nowhere/tasks.iat": "0" * 64}
     manifest.write_text(json.dumps(data))
-    with pytest.raises(DataError, match="cannot find nowhere/tasks.iat.*pass --iat PATH"):
+    with pytest.raises(DataError, match="cannot find nowhere/tasks.iat .*with --iat PATH"):
         load_run(tmp_path / "run")
+
+
+def test_manifest_plan_object_and_source_root(tmp_path: Path) -> None:
+    """The compiler writes `plan` as the plan's JSON and may key sources by a common root."""
+    shutil.copytree(RUN, tmp_path / "run")
+    manifest = tmp_path / "run" / "compiled" / "manifest.json"
+    digest = json.loads(manifest.read_text())["sources"]["tests/fixtures/run_small/tasks.iat"]
+    data = {
+        "plan": {"name": "small", "dedup": 0.5},
+        "sources": {"tasks.iat": digest},
+        "source_root": str(RUN),
+    }
+    manifest.write_text(json.dumps(data))
+    run = load_run(tmp_path / "run")
+    assert run.plan is not None and run.dedup_threshold == 0.7 and run.warnings == []
+    assert run.iat_files == {"tasks.iat": digest}
+    data["plan"] = {"name": "gone", "dedup": 0.5}
+    manifest.write_text(json.dumps(data))
+    run = load_run(tmp_path / "run")
+    assert run.plan is None and run.dedup_threshold == 0.5
+    assert run.warnings == ["plan 'gone' not found in the task declarations; dedup threshold 0.5"]

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from instraug_dsl.cli import _register_commands, app
+from instraug_dsl.dataset.filters import run_pools
 from instraug_dsl.dataset.materialize import MaterializeOptions, materialize
 from instraug_dsl.dataset.run import Run, load_run
 from instraug_dsl.errors import DataError
@@ -220,17 +221,33 @@ def test_held_out_tasks_never_reach_training_rows(run: Run, tmp_path: Path) -> N
 def test_malicious_values_come_out_literally(run: Run, tmp_path: Path) -> None:
     marker = Path("/tmp/pwned")
     existed = marker.exists()
-    for seed in range(6):
+    with_options = 0
+    for seed in range(8):
         build(run, tmp_path / f"o{seed}", seed=seed)
-        row = next(
-            r for r in rows(tmp_path / f"o{seed}" / "train.jsonl") if r["unique_id"] == "color-2"
-        )
+        data = rows(tmp_path / f"o{seed}" / "train.jsonl")
+        row = next(r for r in data if r["unique_id"] == "color-2")
         assert "{__class__}" in row["prompt"]
         if "[Options]" in row["prompt"]:
+            with_options += 1
             assert "{{7*7}}" in row["prompt"] and "{0.__class__}" in row["prompt"]
             assert "__import__('os').system('touch /tmp/pwned') #" in row["prompt"]
         assert row["target"] == "{{7*7}}"
+    assert with_options >= 3
     assert marker.exists() == existed
+
+
+def test_generated_instruction_with_code_is_plain_text(run: Run, tmp_path: Path) -> None:
+    pools, _ = run_pools(run)
+    code = next(c for c in pools["VQA_color"].kept if "os.system" in c.plan.text)
+    build(run, tmp_path / "out", _many(tmp_path, 300), raw_share=0.0)
+    used = [r for r in rows(tmp_path / "out" / "train.jsonl") if r["instruction_id"] == code.id]
+    assert len(used) > 50
+    for row in used:
+        question = row["prompt"].split("then answer ")[1].split("\n\n[Options]")[0]
+        assert row["prompt"].startswith(
+            'Reply with ""); import os; os.system(\'touch /tmp/pwned\') #"'
+        )
+        assert question.startswith("q") and question.endswith("?")
 
 
 def test_parquet_and_jsonl_load_with_arrow(run: Run, tmp_path: Path) -> None:
@@ -249,8 +266,8 @@ def test_datasets_loads_the_output(run: Run, tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     build(run, tmp_path / "j")
     build(run, tmp_path / "p", format="parquet")
-    for kind, name in (("json", "train.jsonl"), ("parquet", "train.parquet")):
-        ds = datasets.load_dataset(kind, data_files=str(tmp_path / name[:1] / name), split="train")
+    for kind, path in (("json", "j/train.jsonl"), ("parquet", "p/train.parquet")):
+        ds = datasets.load_dataset(kind, data_files=str(tmp_path / path), split="train")
         assert ds.num_rows == 11 and "prompt" in ds.column_names
 
 

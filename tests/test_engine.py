@@ -18,7 +18,6 @@ from fakeserver import HTTP_FAULTS, FakeServer
 
 from instraug_dsl.compile.types import Reason, Verdict
 from instraug_dsl.errors import ProviderError
-from instraug_dsl.runtime import llm
 from instraug_dsl.runtime.cache import CallCache, call_key
 from instraug_dsl.runtime.engine import (
     Engine,
@@ -135,7 +134,8 @@ def test_reask_appends_bad_reply_and_targeted_message() -> None:
 
 
 def test_reask_without_validator_message_lists_reasons() -> None:
-    msgs = reask_messages(make_request(0), "", (Verdict(False, None, (Reason("empty", "empty reply"),)),))
+    empty = Verdict(False, None, (Reason("empty", "empty reply"),))
+    msgs = reask_messages(make_request(0), "", (empty,))
     assert msgs[2]["content"] == "(no answer)"
     assert "empty reply" in msgs[3]["content"]
 

@@ -72,7 +72,8 @@ type region=bbox[]sep"||||"   type t2 = text
 task   VQA{category "VQA" split train slot q:text from meta_data . question
 slot o : choices instruction i0="Q: {q}"pin"{o}" instruction i1 = "a {q}"
 "b" pin "{o}"}
-metaprompt m{user"Rewrite {{ instruction }}"}plan p extends q{use m samples 2 temperature 0.5 .. 1.0 step 0.1
+metaprompt m{user"Rewrite {{ instruction }}"}plan p extends q{use m samples 2
+temperature 0.5 .. 1.0 step 0.1
 filter{dedup 0.70}}
 '''
 
@@ -341,5 +342,6 @@ def test_repository_templates_are_formatted() -> None:
     files = sorted((ROOT / "templates").rglob("*.iat"))
     if not files:
         pytest.skip("no templates yet")
-    changed = [str(f) for f in files if format_source(f.read_text(encoding="utf-8")) != f.read_text(encoding="utf-8")]
+    texts = {f: f.read_text(encoding="utf-8") for f in files}
+    changed = [str(f) for f, text in texts.items() if format_source(text) != text]
     assert changed == []

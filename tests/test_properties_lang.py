@@ -65,8 +65,12 @@ floats = st.builds(
 )
 numbers = st.one_of(ints, floats)
 
-_ESCAPES = ["\\\\", '\\"', "\\n", "\\t", "\\r", "\\{", "\\}", "\\u00e9", "\\u007b", "\\u000a", "\\ud800"]
-_TEMPLATE_BITS = ["{{ instruction }}", "{{", "}}", "{%", "%}", "{# x #}", "{% if n %}", "{% endif %}", "|", "'"]
+_ESCAPES = [
+    "\\\\", '\\"', "\\n", "\\t", "\\r", "\\{", "\\}", "\\u00e9", "\\u007b", "\\u000a", "\\ud800"
+]
+_TEMPLATE_BITS = [
+    "{{ instruction }}", "{{", "}}", "{%", "%}", "{# x #}", "{% if n %}", "{% endif %}", "|", "'"
+]
 _plain_text = st.text(
     st.characters(blacklist_characters='"\\\n', blacklist_categories=("Cs",)), max_size=8
 )
@@ -143,7 +147,8 @@ def task_members(draw: st.DrawFn) -> list[str]:
         return ["target", "from", *draw(field_paths())]
     if kind == "slot":
         out = ["slot", draw(names), ":", *draw(type_exprs())]
-        for clause in draw(st.lists(st.sampled_from(["from", "each", "default"]), max_size=3, unique=True)):
+        clauses = st.lists(st.sampled_from(["from", "each", "default"]), max_size=3, unique=True)
+        for clause in draw(clauses):
             out += [clause, *(draw(field_paths()) if clause == "from" else [draw(strings())])]
         return out
     out = ["instruction", draw(names), "="]
@@ -154,7 +159,9 @@ def task_members(draw: st.DrawFn) -> list[str]:
 
 @st.composite
 def prompt_members(draw: st.DrawFn) -> list[str]:
-    kind = draw(st.sampled_from(["system", "user", "user", "description", "strategies", "count", "take"]))
+    kind = draw(st.sampled_from(
+        ["system", "user", "user", "description", "strategies", "count", "take"]
+    ))
     if kind in ("system", "user", "description"):
         return [kind, draw(strings())]
     if kind == "strategies":
@@ -231,7 +238,8 @@ def _block(head: list[str], members: list[list[str]]) -> list[str]:
 @st.composite
 def items(draw: st.DrawFn) -> list[str]:
     kind = draw(st.sampled_from(
-        ["import", "type", "task", "task", "metaprompt", "strategies", "bootstrap", "plan", "sampling"]
+        ["import", "type", "task", "task", "metaprompt", "strategies", "bootstrap", "plan",
+         "sampling"]
     ))
     name = draw(names)
     if kind == "import":
@@ -251,7 +259,9 @@ def items(draw: st.DrawFn) -> list[str]:
     return _block(["sampling", name], draw(st.lists(sampling_members(), max_size=4)))
 
 
-_comment_text = st.text(st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=8)
+_comment_text = st.text(
+    st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=8
+)
 _whitespace = st.sampled_from([" ", " ", " ", "\n", "\n\n", "\t", "\n    ", "\r\n"])
 # Mostly whitespace; a comment in about one gap of five.
 separators = st.one_of(
@@ -352,13 +362,21 @@ def _never_crashes(text: str) -> None:
         assert format_source(out) == out
 
 
+# Random sequences of real tokens reach many more parser error states than random text.
+_token = st.one_of(
+    st.sampled_from(sorted(KEYWORDS) + list("{}[]:=.,?#\n") + ["..", "[]", '"', '"""', "-"]),
+    names, ints, floats, strings(),
+)
+token_soup = st.lists(_token, max_size=30).map(" ".join)
+
+
 @NEVER_CRASH
-@given(st.text())
+@given(st.one_of(st.text(), token_soup))
 @example("plan p { seed " + "9" * 5000 + " }")
 @example("plan p { seed " + "9" * 400 + " use m }")
 @example("plan p { temperature 0.0..2.0 step 0.0000000000000000001 }")
 def test_arbitrary_text_never_crashes(text: str) -> None:
-    """Random text yields diagnostics (or a clean check), never an exception."""
+    """Random text or token soup yields diagnostics (or a clean check), never an exception."""
     _never_crashes(text)
 
 
@@ -371,6 +389,8 @@ def test_mutated_programs_never_crash(text: str) -> None:
 
 @settings(max_examples=max(10, settings.default.max_examples // 25))
 @given(st.one_of(mutated_programs(), programs(), st.text()))
+@example('import """\\ud800""" ')  # found by this property: unencodable import path
+@example('import "\\u0000"')  # NUL in an import path
 def test_cli_check_never_crashes(text: str) -> None:
     """`iatc check` on fuzzed files exits 0 or 1 with no exception."""
     from instraug_dsl.cli import _register_commands, app

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from instraug_dsl import ir
 from instraug_dsl.api import check_text
 from instraug_dsl.dataset import eachfmt
 from instraug_dsl.dataset import render as render_mod
@@ -23,8 +24,11 @@ from instraug_dsl.dataset.render import (
     compile_template,
     render,
     render_target,
+    split_text,
 )
 from instraug_dsl.model import TaskSpec
+from instraug_dsl.source import BUILTIN
+from instraug_dsl.strings import quote, split_template
 
 TASK = r"""
 type regions = bbox[] sep "||||"
@@ -282,3 +286,23 @@ def test_module_doctests() -> None:
     for module in (render_mod, eachfmt):
         result = doctest.testmod(module)
         assert result.failed == 0
+
+
+def _shape(pieces: tuple[ir.Piece, ...]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for p in pieces:
+        if isinstance(p, ir.TextPiece):
+            out.append(("text", p.text))
+        elif isinstance(p, ir.SlotRef):
+            out.append(("slot", p.name))
+        else:
+            out.append(("bad", p.kind))
+    return out
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('{}ab_1 \n\\"é')) | st.characters(), max_size=30))
+def test_fast_text_split_agrees_with_split_template(text: str) -> None:
+    """The regex fast path of split_text gives split_template's pieces for every input."""
+    reference = split_template(ir.StringLit(text, False, quote(text), BUILTIN))
+    assert _shape(split_text(text)) == _shape(reference)

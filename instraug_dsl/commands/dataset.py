@@ -66,6 +66,8 @@ def materialize_cmd(
     from ..dataset.materialize import MaterializeOptions, materialize
     from ..errors import DataError, ProviderError
 
+    if not instances.is_file():
+        fail(f"{instances}: no such instance file")
     run = _load(run_dir, iat)
     options = MaterializeOptions(
         raw_share=raw_share,

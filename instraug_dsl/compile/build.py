@@ -179,10 +179,10 @@ def _task_skip(task: TaskSpec, plan: PlanSpec) -> str | None:
         return SKIP_NOT_IN_PLAN
     if plan.task_category is not None and task.category != plan.task_category:
         return SKIP_NOT_IN_PLAN
+    if all(ins.pure_placeholder for ins in task.instructions):
+        return SKIP_PURE  # checked before `augment false`: the more telling reason
     if not task.augment:
         return SKIP_AUGMENT_FALSE
-    if all(ins.pure_placeholder for ins in task.instructions):
-        return SKIP_PURE
     return None
 
 

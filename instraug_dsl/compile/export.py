@@ -18,6 +18,7 @@ still to place, so it is always exact.
 from __future__ import annotations
 
 import re
+import typing as t
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,8 +57,8 @@ class Chars:
     def raw(self) -> str:
         """As a Python regex class over the rewrite text."""
         if self.only is not None:
-            return "[" + "".join(_class_char(c) for c in sorted(self.only)) + "]"
-        body = "".join(_class_char(c) for c in sorted(self.excluded))
+            return "[" + _ranges(self.only, _class_char) + "]"
+        body = _ranges(self.excluded, _class_char)
         return "[^" + body + (r"\s" if self.no_space else "") + "]"
 
     def _plain(self) -> Chars:
@@ -80,12 +81,29 @@ class Chars:
         """As a GBNF alternative over JSON string content."""
         plain = self._plain()
         if plain.only is not None:
-            alts = ["[" + "".join(_gbnf_class_char(c) for c in sorted(plain.only)) + "]"] if plain.only else []
+            alts = ["[" + _ranges(plain.only, _gbnf_class_char) + "]"] if plain.only else []
         else:
             excluded = set(plain.excluded) | (set(WHITESPACE) if plain.no_space else set())
-            alts = ["[^" + "".join(_gbnf_class_char(c) for c in sorted(excluded)) + "]"]
+            alts = ["[^" + _ranges(excluded, _gbnf_class_char) + "]"]
         alts += [_gbnf_string(esc) for esc in self._escapes()]
         return "(" + " | ".join(alts) + ")"
+
+
+def _ranges(chars: set[str] | frozenset[str], render: t.Callable[[str], str]) -> str:
+    """A class body with runs of three or more consecutive characters as ranges."""
+    codes = sorted(ord(c) for c in chars)
+    out: list[str] = []
+    i = 0
+    while i < len(codes):
+        j = i
+        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1:
+            j += 1
+        if j - i >= 2:
+            out.append(render(chr(codes[i])) + "-" + render(chr(codes[j])))
+        else:
+            out.extend(render(chr(c)) for c in codes[i : j + 1])
+        i = j + 1
+    return "".join(out)
 
 
 def _class_char(ch: str) -> str:

@@ -50,7 +50,7 @@ PREAMBLES: dict[str, re.Pattern[str]] = {
         re.I),
     "as_an_ai": re.compile(r"\bas an ai\b|\blanguage model\b", re.I),
     "label": re.compile(
-        r"^\W*((re)?(phrased|written|worded|vised)|paraphrased?|rewrite|new|revised|output|answer)"
+        r"^\W*(rephrased|rewritten|reworded|revised|paraphrased?|rewrite|new)"
         r"(\s+(instruction|version|sentence|text))?\s*:", re.I),
     "closing": re.compile(r"\b(i hope this helps|let me know if|feel free to)\b", re.I),
 }

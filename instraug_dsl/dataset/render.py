@@ -33,6 +33,7 @@ Rendering by slot type (:class:`~instraug_dsl.model.SlotSpec`):
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -53,9 +54,11 @@ __all__ = [
     "compile_template",
     "render",
     "render_target",
+    "split_text",
 ]
 
 _TEXT_SPAN: Final = Span("<instruction>", 0, 0, 1, 1, 1, 1)
+_SLOT_SPLIT: Final = re.compile(r"(\{[A-Za-z_][A-Za-z0-9_]*\})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +83,29 @@ class RenderPlan:
         return "".join([p if isinstance(p, str) else values[names[p]] for p in self.parts])
 
 
-def _pieces(template: str | Sequence[ir.Piece]) -> tuple[ir.Piece, ...]:
-    if isinstance(template, str):
-        # The same splitter as .iat strings; quote() escapes only what would end the literal,
-        # so every brace keeps its meaning in the decoded text.
+def split_text(template: str) -> tuple[ir.Piece, ...]:
+    """Split plain template text into text and ``{slot}`` pieces, as ``.iat`` strings are.
+
+    :func:`~instraug_dsl.strings.split_template` is the authority.  A regex split gives the
+    same pieces whenever every brace belongs to a ``{name}`` reference, which is the case
+    for every usable template, and is much cheaper (runs hold ~10K rewrites); any other
+    brace goes to ``split_template`` so that it reports exactly what is wrong.
+    """
+    parts = _SLOT_SPLIT.split(template)
+    if any("{" in t or "}" in t for t in parts[::2]):
+        # quote() escapes only what would end the literal: every brace keeps its meaning
         return split_template(ir.StringLit(template, False, quote(template), _TEXT_SPAN))
-    return tuple(template)
+    pieces: list[ir.Piece] = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            pieces.append(ir.SlotRef(part[1:-1], _TEXT_SPAN))
+        elif part:
+            pieces.append(ir.TextPiece(part, _TEXT_SPAN))
+    return tuple(pieces)
+
+
+def _pieces(template: str | Sequence[ir.Piece]) -> tuple[ir.Piece, ...]:
+    return split_text(template) if isinstance(template, str) else tuple(template)
 
 
 def compile_template(template: str | Sequence[ir.Piece], task: TaskSpec) -> RenderPlan:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..model import Catalog, PlanSpec
+from ..model import DEFAULT_DEDUP, Catalog, PlanSpec
 from .records import kind, sha256_file
 
 
@@ -88,11 +88,12 @@ class Run:
     instructions: list[InstructionRow]
     instructions_sha256: str
     warnings: list[str] = field(default_factory=list)
+    dedup: float = DEFAULT_DEDUP
 
     @property
     def dedup_threshold(self) -> float:
-        """The plan's ``dedup`` ROUGE-L threshold (0.7 when the plan is unknown)."""
-        return self.plan.dedup if self.plan is not None else 0.7
+        """The plan's ``dedup`` ROUGE-L threshold (0.7 when the run names no plan)."""
+        return self.dedup
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -124,16 +125,25 @@ def read_json(path: Path) -> dict[str, Any]:
     return value
 
 
-def _locate(raw: str, run_dir: Path) -> Path | None:
-    """A source path as given at compile time: absolute, else from the cwd, else from the
-    run directory or any of its ancestors (a run kept inside the project it was made in)."""
+def _locate(raw: str, bases: Sequence[Path]) -> Path | None:
+    """A source path of the manifest: absolute, else the first base it exists under."""
     path = Path(raw)
     if path.is_absolute():
         return path if path.exists() else None
-    for base in (Path.cwd(), run_dir, run_dir / "compiled", *run_dir.resolve().parents):
-        if (base / path).exists():
+    for base in bases:
+        if (base / path).is_file():
             return base / path
     return None
+
+
+def _bases(run_dir: Path, manifest: dict[str, Any]) -> list[Path]:
+    """Where relative source paths may start: the manifest's ``source_root`` when it records
+    one, the working directory, the run directory, and the ancestors of both (a run kept
+    inside the project it was made in)."""
+    bases = [Path(manifest["source_root"])] if isinstance(manifest.get("source_root"), str) else []
+    bases += [Path.cwd(), run_dir, run_dir / "compiled"]
+    bases += [*run_dir.resolve().parents, *Path.cwd().parents]
+    return bases
 
 
 def _sources(
@@ -159,11 +169,13 @@ def _sources(
     if not sources:
         raise DataError(f"{run_dir}: compiled/manifest.json lists no .iat sources; pass --iat PATH")
     found: list[tuple[str, Path]] = []
+    bases = _bases(run_dir, manifest)
     for raw, digest in sorted(sources.items()):
-        path = _locate(str(raw), run_dir)
+        path = _locate(str(raw), bases)
         if path is None:
             raise DataError(
-                f"{run_dir}: cannot find {raw} (named in compiled/manifest.json); pass --iat PATH"
+                f"{run_dir}: cannot find {raw} (a source named in compiled/manifest.json); "
+                "pass the task declarations with --iat PATH"
             )
         if sha256_file(path) != digest:
             warnings.append(f"{raw} changed since the run was compiled (sha256 differs)")
@@ -187,11 +199,17 @@ def load_run(run_dir: Path, iat: Sequence[Path] | None = None) -> Run:
     manifest = read_json(manifest_path) if manifest_path.exists() or not iat else {}
     sources = _sources(run_dir, manifest, iat, warnings)
     catalog = load_catalog_for([path for _, path in sources])
-    plan_name = manifest.get("plan")
+    # `plan` is the plan's name or its resolved JSON form (with `name` and `dedup`)
+    declared = manifest.get("plan")
+    plan_json = declared if isinstance(declared, dict) else {}
+    plan_name = plan_json.get("name") if plan_json else declared
     plan = catalog.plans.get(plan_name) if isinstance(plan_name, str) else None
+    dedup = plan.dedup if plan is not None else plan_json.get("dedup", DEFAULT_DEDUP)
+    if not isinstance(dedup, int | float) or isinstance(dedup, bool):
+        raise DataError(f"{manifest_path}: plan `dedup` must be a number")
     if plan is None and plan_name is not None:
         warnings.append(
-            f"plan {plan_name!r} not found in the task declarations; dedup threshold 0.7"
+            f"plan {plan_name!r} not found in the task declarations; dedup threshold {dedup}"
         )
     rows_path = run_dir / "instructions.jsonl"
     if not rows_path.exists():
@@ -206,4 +224,5 @@ def load_run(run_dir: Path, iat: Sequence[Path] | None = None) -> Run:
         instructions=rows,
         instructions_sha256=sha256_file(rows_path),
         warnings=warnings,
+        dedup=float(dedup),
     )

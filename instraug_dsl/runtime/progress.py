@@ -131,8 +131,9 @@ class RichProgress(Progress):
         c = self.counters
         rate = c.done / c.elapsed if c.elapsed > 0 else 0.0
         stats = (
-            f"[green]✓{c.accepted}[/] [yellow]✗{c.rejected}[/] [red]!{c.failed}[/] "
-            f"{rate:.1f}/s  {c.prompt_tokens + c.completion_tokens} tok  ${c.cost_usd:.4f}"
+            f"[green]{c.accepted} accepted[/] [yellow]{c.rejected} rejected[/] "
+            f"[red]{c.failed} failed[/]  {rate:.1f} req/s  "
+            f"{c.prompt_tokens + c.completion_tokens} tokens  ${c.cost_usd:.4f}"
         )
         self._bar.update(self._task, completed=c.done, stats=stats)
 
