@@ -33,7 +33,14 @@ from instraug_dsl.compile.reply import parse_reply
 from instraug_dsl.compile.tokens import FAMILIES, TokenFamily, mask, split_tokens, template_pieces
 from instraug_dsl.model import TaskSpec
 
-CANDIDATES = ("brace_alpha", "white_bracket", "double_square", "double_angle", "double_at", "dunder")
+CANDIDATES = (
+    "brace_alpha",
+    "white_bracket",
+    "double_square",
+    "double_angle",
+    "double_at",
+    "dunder",
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -67,7 +74,9 @@ def _bodies_from_jsonl(path: Path, limit: int, seed: int) -> list[tuple[str, tup
     return _sample(found, limit, seed)
 
 
-def _sample(found: list[tuple[str, tuple[ir.Piece, ...]]], limit: int, seed: int) -> list[tuple[str, tuple[ir.Piece, ...]]]:
+def _sample(
+    found: list[tuple[str, tuple[ir.Piece, ...]]], limit: int, seed: int
+) -> list[tuple[str, tuple[ir.Piece, ...]]]:
     rng = random.Random(seed)
     return sorted(rng.sample(found, min(limit, len(found))), key=lambda x: x[0])
 
@@ -88,15 +97,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["qwen-0.5b"], help="embedded model names")
     ap.add_argument("--families", nargs="+", default=list(CANDIDATES), choices=sorted(FAMILIES))
-    ap.add_argument("--prompts", nargs="+", default=["direct"], help="meta-prompt names (templates/common)")
+    ap.add_argument(
+        "--prompts", nargs="+", default=["direct"], help="meta-prompt names (templates/common)"
+    )
     ap.add_argument("--n", type=int, default=30, help="instructions per family")
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--deadline", type=float, default=300.0, help="seconds per reply before it counts as failed"
+    )
     ap.add_argument("--jsonl", type=Path, help="MultiInstruct instructions file (fallback source)")
     ap.add_argument("--out", type=Path, help="also write every reply as JSON lines here")
     args = ap.parse_args(argv)
 
     from instraug_dsl.runtime import embedded
+    from instraug_dsl.runtime.llm import BackendError
 
     bodies = _bodies_from_library(args.n, args.seed)
     if not bodies and args.jsonl:
@@ -108,8 +123,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompts = {mp.name: mp for group in catalog.metaprompts.values() for mp in group}
     task = TaskSpec("bench", "", "train", "", "", True, "bench", None, ("target",), (), ())
     log = args.out.open("w", encoding="utf-8") if args.out else None
-    print(f"{len(bodies)} instructions, {sum(len({p.name for p in b if isinstance(p, ir.SlotRef)}) for _, b in bodies)} distinct slots in all")
-    print("| model | prompt | family | example | survived | parsed | survived/parsed | vs {A} | s/reply |")
+    n_slots = sum(len({p.name for p in b if isinstance(p, ir.SlotRef)}) for _, b in bodies)
+    print(f"{len(bodies)} instructions, {n_slots} distinct slots in all")
+    columns = [
+        "model",
+        "prompt",
+        "family",
+        "example",
+        "survived",
+        "parsed",
+        "survived/parsed",
+        "vs {A}",
+    ]
+    print("| " + " | ".join([*columns, "s/reply"]) + " |")
     print("|---|---|---|---|---|---|---|---|---|")
     for model in args.models:
         embedded.load(model)
@@ -124,17 +150,45 @@ def main(argv: Sequence[str] | None = None) -> int:
                     masked = mask(pieces, fam)
                     tokens = tuple(t for t, _ in masked.token_map)
                     msgs = render_messages(mp, masked.protected, tokens, task)
-                    sampling = {"temperature": 0.6, "top_p": 0.9, "max_tokens": args.max_tokens, "seed": args.seed + i}
+                    sampling = {
+                        "temperature": 0.6,
+                        "top_p": 0.9,
+                        "max_tokens": args.max_tokens,
+                        "seed": args.seed + i,
+                    }
                     t0 = time.monotonic()
-                    gen = embedded.generate(model, [{"role": m.role, "content": m.content} for m in msgs], sampling, 120)
-                    reply = parse_reply(gen.text)
+                    try:
+                        text = embedded.generate(
+                            model,
+                            [{"role": m.role, "content": m.content} for m in msgs],
+                            sampling,
+                            args.deadline,
+                        ).text
+                    except BackendError as exc:  # a timeout counts as a failed sample
+                        text = f"<error: {exc}>"
+                    reply = parse_reply(text)
                     good = False
                     if reply.problem is None:
                         parsed += 1
                         good = survived(reply.rewrites[0], masked.counts, fam)
                         ok += good
                     if log:
-                        log.write(json.dumps({"model": model, "prompt": prompt_name, "family": fam_name, "id": ident, "protected": masked.protected, "reply": gen.text, "survived": good, "seconds": round(time.monotonic() - t0, 2)}, ensure_ascii=False) + "\n")
+                        log.write(
+                            json.dumps(
+                                {
+                                    "model": model,
+                                    "prompt": prompt_name,
+                                    "family": fam_name,
+                                    "id": ident,
+                                    "protected": masked.protected,
+                                    "reply": text,
+                                    "survived": good,
+                                    "seconds": round(time.monotonic() - t0, 2),
+                                },
+                                ensure_ascii=False,
+                            )
+                            + "\n"
+                        )
                         log.flush()
                 elapsed = (time.monotonic() - start) / len(bodies)
                 rate = ok / len(bodies)
@@ -142,7 +196,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     base_rate = rate
                 ratio = f"{rate / base_rate:.2f}x" if base_rate else "-"
                 cond = f"{ok / parsed:.0%}" if parsed else "-"
-                print(f"| {model} | {prompt_name} | {fam_name} | `{fam.token(1)}` | {ok}/{len(bodies)} ({rate:.0%}) | {parsed}/{len(bodies)} | {cond} | {ratio} | {elapsed:.1f} |", flush=True)
+                n = len(bodies)
+                cells = [
+                    model,
+                    prompt_name,
+                    fam_name,
+                    f"`{fam.token(1)}`",
+                    f"{ok}/{n} ({rate:.0%})",
+                    f"{parsed}/{n}",
+                    cond,
+                    ratio,
+                    f"{elapsed:.1f}",
+                ]
+                print("| " + " | ".join(cells) + " |", flush=True)
     if log:
         log.close()
     return 0

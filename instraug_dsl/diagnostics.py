@@ -161,5 +161,6 @@ def render(diag: Diagnostic, source_text: str | None) -> str:
             lines.append(f"{span.line} | {text}")
             lines.append(f"{gutter} | {' ' * (span.col - 1)}{'^' * width}")
     if diag.hint:
-        lines.append(f"  = hint: {diag.hint}")
+        pad = " " * len(str(span.line)) if len(lines) > 1 else " "
+        lines.append(f"{pad} = hint: {diag.hint}")
     return "\n".join(lines)

@@ -41,6 +41,20 @@ class Lowering(Transformer[Token, t.Any]):
         start = t.cast(int, tok.start_pos)
         return self.source.span(start, start + len(tok.value))
 
+    def _unique_clauses(self, clauses: t.Iterable[tuple[str, t.Any]], what: str) -> dict[str, t.Any]:
+        # The IR keeps one value per clause, so a repeated clause is only
+        # visible here: report it (E014) and keep the first.
+        found: dict[str, t.Any] = {}
+        for key, value in clauses:
+            if key in found:
+                self.diagnostics.add(
+                    "E014", f"`{key}` is given twice in this {what}", value.span,
+                    hint="remove one of them",
+                )
+                continue
+            found[key] = value
+        return found
+
     def _int(self, tok: Token) -> ir.IntLit:
         return ir.IntLit(int(tok.value), self._tok_span(tok))
 
@@ -93,8 +107,7 @@ class Lowering(Transformer[Token, t.Any]):
     def type_expr(self, meta: t.Any, base: tuple[ir.Name, ir.StringLit | None], *rest: t.Any) -> ir.TypeExpr:
         is_list = any(isinstance(r, Token) and r.type == "LIST_SUFFIX" for r in rest)
         optional = any(isinstance(r, Token) and r.type == "OPTIONAL_MARK" for r in rest)
-        # Repeated options keep the last one; check.py reports the repetition.
-        opts = {k: v for k, v in (r for r in rest if isinstance(r, tuple))}
+        opts = self._unique_clauses([r for r in rest if isinstance(r, tuple)], "type")
         return ir.TypeExpr(
             base[0], is_list, optional, opts.get("sep"), opts.get("prefix"), base[1],
             self._span(meta),
@@ -131,9 +144,7 @@ class Lowering(Transformer[Token, t.Any]):
         return ir.Condition(len(args) == 2, args[-1], self._span(meta))
 
     def slot_decl(self, meta: t.Any, name: ir.Name, texpr: ir.TypeExpr, *clauses: t.Any) -> ir.Slot:
-        found: dict[str, t.Any] = {}
-        for key, value in clauses:
-            found[key] = value  # repetition is reported by check.py
+        found = self._unique_clauses(clauses, "slot")
         return ir.Slot(
             name, texpr, found.get("from"), found.get("each"), found.get("default"),
             self._span(meta),

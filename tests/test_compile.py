@@ -32,7 +32,7 @@ from instraug_dsl.errors import IatCompileError
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "templates" / "multiinstruct"
 
-SMALL = '''
+SMALL = """
 task t {
   slot region: text
   slot question: text
@@ -42,12 +42,14 @@ task t {
   instruction i2 = "Answer the question {question} about {region}."
   instruction i3 = "Question: {question} Region: {region}. Pick one.{options}"
 }
-metaprompt m { user "Rewrite: <instruction>{{ instruction }}</instruction> keep {{ tokens|join(' ') }}" }
+metaprompt m {
+  user "Rewrite: <instruction>{{ instruction }}</instruction> keep {{ tokens|join(' ') }}"
+}
 strategies s { a: "Use synonyms." b: "Be brief." }
 metaprompt g { strategies s user "{{ strategy }} <instruction>{{ instruction }}</instruction>" }
 plan p { use m samples 2  use g  temperature 0.6, 0.8  seed 3 }
 plan it extends p { iterations 1 }
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +79,19 @@ def test_multiinstruct_paper_plan_yields_2970_requests(library: Compiled) -> Non
     """METHOD.md section 1: 297 instructions x 10 samples at one temperature."""
     counts = library.manifest["counts"]
     assert counts == {
-        "requests": 2970, "validators": 297, "tasks": 61, "instructions": 297,
-        "skipped_tasks": 14, "skipped_instructions": 11,
+        "requests": 2970,
+        "validators": 297,
+        "tasks": 61,
+        "instructions": 297,
+        "skipped_tasks": 14,
+        "skipped_instructions": 11,
     }
     skipped = library.manifest["skipped_tasks"]
     assert isinstance(skipped, dict)
-    assert sorted(k for k, v in skipped.items() if v == "pure_placeholders") == ["VQA", "open-domain_VQA"]
+    assert sorted(k for k, v in skipped.items() if v == "pure_placeholders") == [
+        "VQA",
+        "open-domain_VQA",
+    ]
     assert sum(v == "held_out" for v in skipped.values()) == 12
     assert set(library.manifest["skipped_instructions"].values()) == {"pure_placeholder"}  # type: ignore[union-attr]
     assert {r.temperature for r in library.requests} == {0.6}
@@ -94,7 +103,9 @@ def test_multiinstruct_mt_plan_is_eleven_times_larger() -> None:
         pytest.skip("the MultiInstruct library is not in this checkout")
     mt = compile_paths([LIBRARY], "mt")
     assert len(mt.requests) == 11 * 2970
-    assert sorted({r.temperature for r in mt.requests}) == [round(0.5 + 0.05 * i, 2) for i in range(11)]
+    assert sorted({r.temperature for r in mt.requests}) == [
+        round(0.5 + 0.05 * i, 2) for i in range(11)
+    ]
     assert len({r.id for r in mt.requests}) == len(mt.requests)
 
 
@@ -109,7 +120,9 @@ def test_every_request_shows_its_protected_instruction_in_tags(library: Compiled
 
 
 def test_request_seeds_and_ids_are_distinct_per_sample(small: Compiled) -> None:
-    assert len(small.requests) == 4 * (2 + 2) * 2  # 4 instructions x (2 direct + 2 guided) x 2 temps
+    assert (
+        len(small.requests) == 4 * (2 + 2) * 2
+    )  # 4 instructions x (2 direct + 2 guided) x 2 temps
     assert len({r.id for r in small.requests}) == len(small.requests)
     assert len({r.seed for r in small.requests}) == len(small.requests)
     again = compile_text_plan(SMALL, "p")
@@ -123,9 +136,14 @@ def test_repeated_placeholder_is_one_token_and_restored_twice(small: Compiled) -
     """Reference bug: tokens per occurrence lost a repeated placeholder."""
     req = _req(small, "t/i1")
     assert req.protected == "Find ⟦1⟧, then look at ⟦1⟧ again to answer ⟦2⟧."
-    verdict = validate(req, "Locate ⟦1⟧; after checking ⟦1⟧ once more, respond to ⟦2⟧.", validators=small)
+    verdict = validate(
+        req, "Locate ⟦1⟧; after checking ⟦1⟧ once more, respond to ⟦2⟧.", validators=small
+    )
     assert verdict.accepted, verdict.reasons
-    assert verdict.restored == "Locate {region}; after checking {region} once more, respond to {question}."
+    assert (
+        verdict.restored
+        == "Locate {region}; after checking {region} once more, respond to {question}."
+    )
     dropped = validate(req, "Locate ⟦1⟧ and respond to ⟦2⟧ quickly please.", validators=small)
     assert [r.code for r in dropped.reasons] == ["token_missing"]
 
@@ -204,7 +222,9 @@ def test_exact_policy_pins_the_token_order() -> None:
     spec = _spec(compiled, "t/i0")
     assert spec.ordered
     assert validate(spec, "Examine ⟦1⟧ and then answer ⟦2⟧.").accepted
-    assert [r.code for r in validate(spec, "Answer ⟦2⟧ after examining ⟦1⟧.").reasons] == ["slot_order"]
+    assert [r.code for r in validate(spec, "Answer ⟦2⟧ after examining ⟦1⟧.").reasons] == [
+        "slot_order"
+    ]
 
 
 def test_length_bounds_come_from_the_plan() -> None:
@@ -217,7 +237,9 @@ def test_length_bounds_come_from_the_plan() -> None:
 def test_validate_by_request_id_and_mapping(small: Compiled) -> None:
     req = _req(small, "t/i2")
     assert validate(req.id, "Respond to ⟦2⟧ regarding ⟦1⟧ now.", validators=small).accepted
-    assert validate(req.validator, "Respond to ⟦2⟧ regarding ⟦1⟧ now.", validators=small.validators).accepted
+    assert validate(
+        req.validator, "Respond to ⟦2⟧ regarding ⟦1⟧ now.", validators=small.validators
+    ).accepted
     with pytest.raises(TypeError):
         validate(req, "x")
 
@@ -233,7 +255,7 @@ def test_validate_by_request_id_and_mapping(small: Compiled) -> None:
         ('Sure! Here it is: ["A ⟦1⟧."] Hope it helps.', ("A ⟦1⟧.",)),
         ('{"rewrites": ["A ⟦1⟧."]}', ("A ⟦1⟧.",)),
         ('"A ⟦1⟧."', ("A ⟦1⟧.",)),
-        ("Rewrites:\n1. A ⟦1⟧.\n2) \"B ⟦1⟧.\"", ("A ⟦1⟧.", 'B ⟦1⟧.')),
+        ('Rewrites:\n1. A ⟦1⟧.\n2) "B ⟦1⟧."', ("A ⟦1⟧.", "B ⟦1⟧.")),
         ('["Say \\"hi\\" to ⟦1⟧ [twice]."]', ('Say "hi" to ⟦1⟧ [twice].',)),
     ],
 )
@@ -245,8 +267,15 @@ def test_reply_deviations_are_accepted(reply: str, rewrites: tuple[str, ...]) ->
 
 @pytest.mark.parametrize(
     "reply",
-    ["", "Here is a rewrite. Find it. I hope this helps!", '["a"] or maybe ["b"]', "[1, 2]",
-     "1. first\n3. third", '["unterminated', "x" * 200_000],
+    [
+        "",
+        "Here is a rewrite. Find it. I hope this helps!",
+        '["a"] or maybe ["b"]',
+        "[1, 2]",
+        "1. first\n3. third",
+        '["unterminated',
+        "x" * 200_000,
+    ],
 )
 def test_unparseable_replies_are_reported_not_guessed(reply: str) -> None:
     parsed = parse_reply(reply)
@@ -258,7 +287,9 @@ def test_evaluate_reply(small: Compiled) -> None:
     spec = small.validator_for(req)
     (bad,) = evaluate_reply(req, spec, "I can't do that.")
     assert not bad.accepted and [r.code for r in bad.reasons] == ["unparseable"] and bad.reask
-    good, copy = evaluate_reply(req, spec, '["Respond to ⟦1⟧ regarding ⟦2⟧ now.", "Answer the question ⟦1⟧ about ⟦2⟧."]')
+    good, copy = evaluate_reply(
+        req, spec, '["Respond to ⟦1⟧ regarding ⟦2⟧ now.", "Answer the question ⟦1⟧ about ⟦2⟧."]'
+    )
     assert good.accepted and good.restored == "Respond to {question} regarding {region} now."
     assert [r.code for r in copy.reasons] == ["identical_source"]
     with pytest.raises(IatCompileError):
@@ -272,13 +303,17 @@ def test_offline_rules_provider_round_trip(small: Compiled) -> None:
     accepted = 0
     for req in small.requests:
         msgs = [{"role": m.role, "content": m.content} for m in req.messages]
-        verdicts = evaluate_reply(req, small.validator_for(req), offline.generate("offline/rules", msgs, req.seed).text)
+        verdicts = evaluate_reply(
+            req, small.validator_for(req), offline.generate("offline/rules", msgs, req.seed).text
+        )
         accepted += verdicts[0].accepted
         for mode in offline.CHAOS_MODES:
             if mode in ("code_fence", "preamble"):  # deviations the parser accepts by design
                 continue
             reply = offline.corrupt(offline.extract_instruction(msgs), req.seed, mode)
-            assert not any(v.accepted for v in evaluate_reply(req, small.validator_for(req), reply)), (mode, reply)
+            assert not any(
+                v.accepted for v in evaluate_reply(req, small.validator_for(req), reply)
+            ), (mode, reply)
     assert accepted >= len(small.requests) // 2
 
 
@@ -288,9 +323,13 @@ def test_offline_rules_provider_round_trip(small: Compiled) -> None:
 def test_derive_requests_for_the_iterative_round() -> None:
     compiled = compile_text_plan(SMALL, "it")
     req = _req(compiled, "t/i1")
-    verdict = validate(req, "Locate ⟦1⟧; after checking ⟦1⟧ once more, respond to ⟦2⟧.", validators=compiled)
+    verdict = validate(
+        req, "Locate ⟦1⟧; after checking ⟦1⟧ once more, respond to ⟦2⟧.", validators=compiled
+    )
     assert verdict.restored is not None
-    reqs, validators = derive_requests(compiled, [(req, verdict.restored), (req, verdict.restored)], 1)
+    reqs, validators = derive_requests(
+        compiled, [(req, verdict.restored), (req, verdict.restored)], 1
+    )
     assert len(reqs) == 3  # one per meta-prompt expansion (m, g.a, g.b), duplicates merged
     assert {r.metaprompt for r in reqs} == {"m", "g.a", "g.b"} and {r.sample for r in reqs} == {0}
     child = reqs[0]
@@ -299,8 +338,13 @@ def test_derive_requests_for_the_iterative_round() -> None:
     spec = validators[child.validator]
     assert spec.source_words == 10  # the parent's length (the root has 11 words)
     assert dict(spec.slots) == {"region": 2, "question": 1}  # the root's placeholders
-    assert [r.code for r in validate(spec, "Locate ⟦1⟧; after checking ⟦1⟧ once more, respond to ⟦2⟧.").reasons] == ["identical_source"]
-    assert [r.code for r in validate(spec, "Find ⟦1⟧, then look at ⟦1⟧ again to answer ⟦2⟧.").reasons] == ["copies_original"]
+    assert [
+        r.code
+        for r in validate(spec, "Locate ⟦1⟧; after checking ⟦1⟧ once more, respond to ⟦2⟧.").reasons
+    ] == ["identical_source"]
+    assert [
+        r.code for r in validate(spec, "Find ⟦1⟧, then look at ⟦1⟧ again to answer ⟦2⟧.").reasons
+    ] == ["copies_original"]
     with pytest.raises(IatCompileError):
         derive_requests(compiled, [(req, "Locate {region} only.")], 1)
     with pytest.raises(IatCompileError):
@@ -312,7 +356,10 @@ def test_derive_requests_for_the_iterative_round() -> None:
 
 def test_mask_and_unmask_public_api() -> None:
     masked = mask("Use {a} then {b} then {a}.")
-    assert masked.protected == "Use ⟦1⟧ then ⟦2⟧ then ⟦1⟧." and dict(masked.counts) == {"⟦1⟧": 2, "⟦2⟧": 1}
+    assert masked.protected == "Use ⟦1⟧ then ⟦2⟧ then ⟦1⟧." and dict(masked.counts) == {
+        "⟦1⟧": 2,
+        "⟦2⟧": 1,
+    }
     assert unmask(masked.protected, masked) == "Use {a} then {b} then {a}."
     assert mask("Text with ⟦x⟧ and {a}").protected == "Text with ⟦x⟧ and {A}"
     assert mask("{a}", "double_square").protected == "[[SLOT_1]]"
@@ -327,10 +374,14 @@ def test_bootstrap_helpers() -> None:
     catalog = check_text(src).raise_for_errors()
     req = bootstrap_request(catalog, "b")
     assert req.messages[-1].content == "Give 3 ways." and req.take == 2
-    items = strategies_from_reply('```json\n["Use synonyms.", "Reorder \\"clauses\\".", "Be brief."]\n```', 2)
+    items = strategies_from_reply(
+        '```json\n["Use synonyms.", "Reorder \\"clauses\\".", "Be brief."]\n```', 2
+    )
     assert items == ("Use synonyms.", 'Reorder "clauses".')
     text = strategies_source("boot", items)
-    assert check_text(text + 'metaprompt g { strategies boot user "{{ strategy }} {{ instruction }}" }').ok
+    assert check_text(
+        text + 'metaprompt g { strategies boot user "{{ strategy }} {{ instruction }}" }'
+    ).ok
     with pytest.raises(IatCompileError):
         strategies_from_reply('["only one"]', 2)
 
@@ -359,12 +410,19 @@ def test_cli_compile(tmp_path: Path) -> None:
     lines = (tmp_path / "out" / "requests.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 32 and all(json.loads(line)["id"].startswith("r") for line in lines)
     no_plan = runner.invoke(app, ["compile", str(src), "-o", str(tmp_path / "o2")])
-    assert no_plan.exit_code == exitcodes.USAGE and "choose a plan with --plan (plans: it, p)" in no_plan.output
-    unknown = runner.invoke(app, ["compile", str(src), "-o", str(tmp_path / "o3"), "--plan", "nope"])
+    assert (
+        no_plan.exit_code == exitcodes.USAGE
+        and "choose a plan with --plan (plans: it, p)" in no_plan.output
+    )
+    unknown = runner.invoke(
+        app, ["compile", str(src), "-o", str(tmp_path / "o3"), "--plan", "nope"]
+    )
     assert unknown.exit_code == exitcodes.DIAGNOSTICS and "unknown plan `nope`" in unknown.output
     bad = tmp_path / "bad.iat"
     bad.write_text('task t { instruction i0 = "{nope}" }', encoding="utf-8")
     broken = runner.invoke(app, ["compile", str(bad), "-o", str(tmp_path / "o4")])
     assert broken.exit_code == exitcodes.DIAGNOSTICS and "E020" in broken.output
-    missing = runner.invoke(app, ["compile", str(tmp_path / "missing.iat"), "-o", str(tmp_path / "o5")])
+    missing = runner.invoke(
+        app, ["compile", str(tmp_path / "missing.iat"), "-o", str(tmp_path / "o5")]
+    )
     assert missing.exit_code == exitcodes.USAGE

@@ -36,7 +36,9 @@ def _compile(case: Path, out: Path) -> Compiled:
     return compiled
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.name != "basic_reordered"], ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.name != "basic_reordered"], ids=lambda c: c.name
+)
 def test_golden_artifacts(case: Path, tmp_path: Path, update_golden: bool) -> None:
     """GIVEN a case WHEN compiled THEN every artifact equals the expected bytes."""
     _compile(case, tmp_path)
@@ -46,7 +48,9 @@ def test_golden_artifacts(case: Path, tmp_path: Path, update_golden: bool) -> No
         for name in ARTIFACTS:
             (expected / name).write_bytes((tmp_path / name).read_bytes())
     for name in ARTIFACTS:
-        assert (tmp_path / name).read_bytes() == (expected / name).read_bytes(), f"{case.name}/{name} differs"
+        assert (tmp_path / name).read_bytes() == (expected / name).read_bytes(), (
+            f"{case.name}/{name} differs"
+        )
 
 
 def test_reordering_declarations_keeps_request_ids(tmp_path: Path) -> None:
@@ -55,10 +59,14 @@ def test_reordering_declarations_keeps_request_ids(tmp_path: Path) -> None:
     reordered = _compile(GOLDEN / "basic_reordered", tmp_path / "b")
     assert sorted(r.id for r in basic.requests) == sorted(r.id for r in reordered.requests)
     assert sorted(basic.validators) == sorted(reordered.validators)
-    assert (tmp_path / "a" / "validators.json").read_bytes() == (tmp_path / "b" / "validators.json").read_bytes()
+    assert (tmp_path / "a" / "validators.json").read_bytes() == (
+        tmp_path / "b" / "validators.json"
+    ).read_bytes()
 
 
-def test_artifacts_do_not_depend_on_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_artifacts_do_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The same sources compiled from another cwd give the same bytes (no absolute paths)."""
     case = GOLDEN / "basic"
     _compile(case, tmp_path / "here")

@@ -1,12 +1,13 @@
 """Properties of placeholder protection, validators and the exported regexes (hypothesis).
 
-Example counts scale with the active profile (tests/conftest.py): ``dev``
-locally, ``ci`` (CI=true) with a few thousand examples per property.
+Profiles come from tests/conftest.py; with CI=true every property here runs
+3000 examples, locally the profile's default.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 
@@ -22,10 +23,40 @@ from instraug_dsl.errors import IatCompileError
 from instraug_dsl.model import pieces_text
 from instraug_dsl.source import BUILTIN
 
-EXAMPLES = settings.default.max_examples * 3  # dev 750, ci 3000
+# A few thousand examples per property in CI (CI=true), the profile's default locally.
+EXAMPLES = 3000 if os.environ.get("CI", "").lower() == "true" else settings.default.max_examples
 SLOT_NAMES = ("a", "b", "question", "region", "opts")
-LOOKALIKES = ("⟦1⟧", "⟦2⟧", "{A}", "{a}", "[[SLOT_1]]", "<<Q1>>", "⟬1⟭", "⌜1⌝", "⟦", "⟧", "{", "}", "{{", "%(", "${")
-SAFE_WORDS = ("find", "the", "image", "region", "and", "then", "answer", "briefly", "of", "object", "look", "at")
+LOOKALIKES = (
+    "⟦1⟧",
+    "⟦2⟧",
+    "{A}",
+    "{a}",
+    "[[SLOT_1]]",
+    "<<Q1>>",
+    "⟬1⟭",
+    "⌜1⌝",
+    "⟦",
+    "⟧",
+    "{",
+    "}",
+    "{{",
+    "%(",
+    "${",
+)
+SAFE_WORDS = (
+    "find",
+    "the",
+    "image",
+    "region",
+    "and",
+    "then",
+    "answer",
+    "briefly",
+    "of",
+    "object",
+    "look",
+    "at",
+)
 
 
 def _text(alphabet: st.SearchStrategy[str]) -> st.SearchStrategy[ir.Piece]:
@@ -47,9 +78,13 @@ def _merge(pieces: list[ir.Piece]) -> tuple[ir.Piece, ...]:
 
 
 slot_refs = st.sampled_from(SLOT_NAMES).map(lambda n: ir.SlotRef(n, BUILTIN))
-any_text = st.one_of(st.text(max_size=12), st.sampled_from(LOOKALIKES), st.sampled_from(".,;:!?\"' \n"))
+any_text = st.one_of(
+    st.text(max_size=12), st.sampled_from(LOOKALIKES), st.sampled_from(".,;:!?\"' \n")
+)
 any_pieces = st.lists(st.one_of(_text(any_text), slot_refs), max_size=10).map(_merge)
-safe_text = st.lists(st.sampled_from(SAFE_WORDS + (",", ".", "?", "\"", "'", "(", ")")), min_size=1, max_size=6).map(" ".join)
+safe_text = st.lists(
+    st.sampled_from(SAFE_WORDS + (",", ".", "?", '"', "'", "(", ")")), min_size=1, max_size=6
+).map(" ".join)
 safe_pieces = st.lists(st.one_of(_text(safe_text), slot_refs), min_size=1, max_size=8).map(_merge)
 
 
@@ -65,18 +100,32 @@ def test_unmask_inverts_mask(pieces: tuple[ir.Piece, ...]) -> None:
         return
     assert unmask(masked.protected, masked.token_map, masked.family) == pieces_text(pieces)
     slots = [p.name for p in pieces if isinstance(p, ir.SlotRef)]
-    assert sorted(s for _, s in masked.token_map) == sorted(set(slots))  # one token per distinct slot
+    assert sorted(s for _, s in masked.token_map) == sorted(
+        set(slots)
+    )  # one token per distinct slot
     assert sum(n for _, n in masked.counts) == len(slots)
 
 
-def _spec(pieces: tuple[ir.Piece, ...], family: str, ordered: bool, ratio: tuple[float, float] = (0.0, 2.0)) -> ValidatorSpec:
+def _spec(
+    pieces: tuple[ir.Piece, ...],
+    family: str,
+    ordered: bool,
+    ratio: tuple[float, float] = (0.0, 2.0),
+) -> ValidatorSpec:
     masked = mask(pieces, FAMILIES[family])
     body = pieces_text(pieces)
     slots = sorted({p.name for p in pieces if isinstance(p, ir.SlotRef)})
     root = [(s, sum(1 for p in pieces if isinstance(p, ir.SlotRef) and p.name == s)) for s in slots]
     return build_validator(
-        masked, source_body=body, root_slots=root, originals=[body], lead="", trail="",
-        length_ratio=ratio, ordered=ordered, slot_bases={"opts": "choices"},
+        masked,
+        source_body=body,
+        root_slots=root,
+        originals=[body],
+        lead="",
+        trail="",
+        length_ratio=ratio,
+        ordered=ordered,
+        slot_bases={"opts": "choices"},
     )
 
 
@@ -88,7 +137,10 @@ def _rewrite(draw: st.DrawFn, spec: ValidatorSpec) -> str:
     if end is not None and not spec.ordered:
         order.remove(end)
         order.append(end)
-    parts = [draw(st.lists(st.sampled_from(SAFE_WORDS), max_size=3).map(" ".join)) for _ in range(len(order) + 1)]
+    parts = [
+        draw(st.lists(st.sampled_from(SAFE_WORDS), max_size=3).map(" ".join))
+        for _ in range(len(order) + 1)
+    ]
     if end is not None:
         parts[-1] = draw(st.sampled_from(["", ".", " ?", "!"]))
     if not order:
@@ -109,7 +161,9 @@ def rewrite_cases(draw: st.DrawFn) -> tuple[ValidatorSpec, str]:
 
 @settings(max_examples=EXAMPLES)
 @given(rewrite_cases())
-def test_validator_accepts_rewrites_of_the_text_between_tokens(case: tuple[ValidatorSpec, str]) -> None:
+def test_validator_accepts_rewrites_of_the_text_between_tokens(
+    case: tuple[ValidatorSpec, str],
+) -> None:
     spec, rewrite = case
     lo, hi = spec.length_ratio
     assume(lo < len(rewrite.split()) / max(spec.source_words, 1) < hi)
@@ -124,7 +178,9 @@ def test_validator_accepts_rewrites_of_the_text_between_tokens(case: tuple[Valid
 
 @settings(max_examples=EXAMPLES)
 @given(rewrite_cases(), st.sampled_from(["drop", "duplicate", "invent", "alter"]), st.data())
-def test_validator_rejects_damaged_tokens(case: tuple[ValidatorSpec, str], how: str, data: st.DataObject) -> None:
+def test_validator_rejects_damaged_tokens(
+    case: tuple[ValidatorSpec, str], how: str, data: st.DataObject
+) -> None:
     spec, rewrite = case
     fam = FAMILIES[spec.family]
     present = [t.token for t in spec.tokens]
@@ -140,8 +196,20 @@ def test_validator_rejects_damaged_tokens(case: tuple[ValidatorSpec, str], how: 
         elif how == "duplicate":
             bad, expect = rewrite.replace(tok, f"{tok} {tok}", 1), {"token_duplicated"}
         else:
-            damaged = data.draw(st.sampled_from([tok[:-1], tok[1:], tok[0] + " " + tok[1:], tok.lower() if tok.lower() != tok else tok[0] + "0" + tok[1:]]))
-            bad, expect = rewrite.replace(tok, damaged, 1), {"token_missing", "token_altered", "token_invented"}
+            damaged = data.draw(
+                st.sampled_from(
+                    [
+                        tok[:-1],
+                        tok[1:],
+                        tok[0] + " " + tok[1:],
+                        tok.lower() if tok.lower() != tok else tok[0] + "0" + tok[1:],
+                    ]
+                )
+            )
+            bad, expect = (
+                rewrite.replace(tok, damaged, 1),
+                {"token_missing", "token_altered", "token_invented"},
+            )
     verdict = validate_text(spec, bad)
     assert not verdict.accepted
     assert expect & {r.code for r in verdict.reasons}, (bad, verdict.reasons)
@@ -149,7 +217,27 @@ def test_validator_rejects_damaged_tokens(case: tuple[ValidatorSpec, str], how: 
 
 chaos_atoms = st.one_of(
     st.sampled_from(SAFE_WORDS),
-    st.sampled_from(LOOKALIKES + (" ", "  ", "%", "(", ")", "%%(", "\n", "\t", "\u2028", "\x0b", ".", "!", "Sure, ", "\\", '"', "/")),
+    st.sampled_from(
+        LOOKALIKES
+        + (
+            " ",
+            "  ",
+            "%",
+            "(",
+            ")",
+            "%%(",
+            "\n",
+            "\t",
+            "\u2028",
+            "\x0b",
+            ".",
+            "!",
+            "Sure, ",
+            "\\",
+            '"',
+            "/",
+        )
+    ),
     st.text(max_size=3),
 )
 
@@ -181,13 +269,19 @@ def structure_cases(draw: st.DrawFn) -> tuple[ValidatorSpec, str]:
 def test_exported_regex_agrees_with_the_validator(case: tuple[ValidatorSpec, str]) -> None:
     """regex/reply_regex accept a string exactly when no structural rule rejects it."""
     spec, candidate = case
-    assert spec.regex_exact
     verdict = validate_text(spec, candidate)
     structural_ok = not any(r.code in STRUCTURAL for r in verdict.reasons)
-    assert (re.fullmatch(spec.regex, candidate) is not None) == structural_ok, (candidate, verdict.reasons)
+    matched = re.fullmatch(spec.regex, candidate) is not None
     reply = json.dumps([candidate], ensure_ascii=False)
-    if not re.search(r"\\u00", reply):  # canonical JSON escapes only (the grammar allows no \u escapes)
-        assert (re.fullmatch(spec.reply_regex, reply) is not None) == structural_ok, (reply, verdict.reasons)
+    canonical = not re.search(r"\\u00", reply)  # the exports allow no \u escapes
+    reply_matched = re.fullmatch(spec.reply_regex, reply) is not None
+    if spec.regex_exact:
+        assert matched == structural_ok, (candidate, verdict.reasons)
+        if canonical:
+            assert reply_matched == structural_ok, (reply, verdict.reasons)
+    else:  # too many token orders: the exports fix the source order (a subset)
+        assert structural_ok or not matched
+        assert structural_ok or not reply_matched
 
 
 ADVERSARIAL = [
@@ -203,7 +297,9 @@ ADVERSARIAL = [
 
 
 @pytest.mark.parametrize("candidate", ADVERSARIAL, ids=range(len(ADVERSARIAL)))
-def test_adversarial_outputs_are_rejected_and_never_evaluated(candidate: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_adversarial_outputs_are_rejected_and_never_evaluated(
+    candidate: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import builtins
     import os
 
@@ -214,7 +310,17 @@ def test_adversarial_outputs_are_rejected_and_never_evaluated(candidate: str, mo
     monkeypatch.setattr(os, "getcwd", boom)
     monkeypatch.setattr(builtins, "eval", boom)
     monkeypatch.setattr(builtins, "exec", boom)
-    spec = _spec(_merge([ir.TextPiece("Describe ", BUILTIN), ir.SlotRef("a", BUILTIN), ir.TextPiece(" briefly.", BUILTIN)]), "white_bracket", False)
+    spec = _spec(
+        _merge(
+            [
+                ir.TextPiece("Describe ", BUILTIN),
+                ir.SlotRef("a", BUILTIN),
+                ir.TextPiece(" briefly.", BUILTIN),
+            ]
+        ),
+        "white_bracket",
+        False,
+    )
     start = time.perf_counter()
     verdict = validate_text(spec, candidate)
     reply_verdicts = json.dumps([candidate])  # also through the reply path
@@ -230,11 +336,14 @@ def test_adversarial_instruction_text_stays_inert_in_prompts() -> None:
     """Jinja syntax inside an instruction is data: it reaches the model verbatim."""
     from instraug_dsl.compile import compile_text_plan
 
-    src = r'''
+    src = r"""
 task t { slot q: text instruction i0 = "Say \{\{ 7*7 \}\} and \{% raw %\} about {q}." }
 metaprompt m { user "<instruction>{{ instruction }}</instruction>" }
 plan p { use m }
-'''
+"""
     (req,) = compile_text_plan(src, "p").requests
-    assert req.messages[0].content == "<instruction>Say {{ 7*7 }} and {% raw %} about {A}.</instruction>"
+    assert (
+        req.messages[0].content
+        == "<instruction>Say {{ 7*7 }} and {% raw %} about ⟦1⟧.</instruction>"
+    )
     assert choose_family("Say {{ 7*7 }}").name == "white_bracket"

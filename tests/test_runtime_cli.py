@@ -96,7 +96,7 @@ def test_kill_9_and_resume_gives_identical_files(tmp_path: Path) -> None:
     """GIVEN a run killed with SIGKILL after some calls were cached
     WHEN the same command is run again
     THEN no cached call is repeated and the final files equal an uninterrupted run's."""
-    with FakeServer(latency=0.03, fault_rate=0.1, faults=RETRIED_FAULTS, seed=2,
+    with FakeServer(latency=0.08, fault_rate=0.1, faults=RETRIED_FAULTS, seed=2,
                     retry_after=0.02) as srv:
         def command(run_dir: Path) -> list[str]:
             return [sys.executable, "-c", "from instraug_dsl.cli import main; main()", "augment",

@@ -18,7 +18,8 @@ def compile_cmd(
     paths: PathsArg,
     out: Annotated[Path, typer.Option("-o", "--out", help="Directory for the artifacts.")],
     plan: Annotated[
-        str | None, typer.Option("--plan", help="Plan to compile (default: `paper`, or the only plan).")
+        str | None,
+        typer.Option("--plan", help="Plan to compile (default: `paper`, or the only plan)."),
     ] = None,
 ) -> None:
     """Compile a plan into requests.jsonl, validators.json and manifest.json."""
@@ -45,7 +46,9 @@ def compile_cmd(
             known = ", ".join(sorted(catalog.plans)) or "none declared"
             fail(f"choose a plan with --plan (plans: {known})")
     try:
-        compiled = compile_plan(catalog, plan, sources={p: s.text for p, s in result.sources.items()})
+        compiled = compile_plan(
+            catalog, plan, sources={p: s.text for p, s in result.sources.items()}
+        )
         compiled.write(out)
     except IatCompileError as exc:
         fail(str(exc), exitcodes.DIAGNOSTICS)

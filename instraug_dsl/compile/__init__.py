@@ -34,12 +34,37 @@ from .types import Message, ParsedReply, Reason, Request, TokenRule, ValidatorSp
 from .validate import REASONS, STRUCTURAL, reask_message, validate_text
 
 __all__ = [
-    "FAMILIES", "PREFERENCE", "REASONS", "STRUCTURAL",
-    "BootstrapRequest", "Compiled", "Masked", "Message", "ParsedReply", "PlanContext", "Reason",
-    "Request", "TokenFamily", "TokenRule", "ValidatorSpec", "Verdict",
-    "bootstrap_request", "compile_paths", "compile_plan", "compile_text_plan", "derive_requests",
-    "evaluate_reply", "mask", "parse_reply", "plan_context", "reask_message", "rewrite_id",
-    "strategies_from_reply", "strategies_source", "unmask", "validate",
+    "FAMILIES",
+    "PREFERENCE",
+    "REASONS",
+    "STRUCTURAL",
+    "BootstrapRequest",
+    "Compiled",
+    "Masked",
+    "Message",
+    "ParsedReply",
+    "PlanContext",
+    "Reason",
+    "Request",
+    "TokenFamily",
+    "TokenRule",
+    "ValidatorSpec",
+    "Verdict",
+    "bootstrap_request",
+    "compile_paths",
+    "compile_plan",
+    "compile_text_plan",
+    "derive_requests",
+    "evaluate_reply",
+    "mask",
+    "parse_reply",
+    "plan_context",
+    "reask_message",
+    "rewrite_id",
+    "strategies_from_reply",
+    "strategies_source",
+    "unmask",
+    "validate",
 ]
 
 
@@ -80,7 +105,9 @@ def unmask(text: str, masked: Masked | Sequence[tuple[str, str]], family: str | 
     return _unmask(text, masked, family)
 
 
-def _spec(target: ValidatorSpec | Request | str, validators: Mapping[str, ValidatorSpec] | Compiled | None) -> ValidatorSpec:
+def _spec(
+    target: ValidatorSpec | Request | str, validators: Mapping[str, ValidatorSpec] | Compiled | None
+) -> ValidatorSpec:
     if isinstance(target, ValidatorSpec):
         return target
     table = validators.validators if isinstance(validators, Compiled) else validators
@@ -107,13 +134,17 @@ def validate(
     return validate_text(_spec(target, validators), candidate)
 
 
-def evaluate_reply(request: Request, validator: ValidatorSpec, reply_text: str) -> tuple[Verdict, ...]:
+def evaluate_reply(
+    request: Request, validator: ValidatorSpec, reply_text: str
+) -> tuple[Verdict, ...]:
     """Parse a raw model reply and validate every rewrite in it.
 
     An unparseable reply gives one rejected verdict with reason ``unparseable``.
     """
     if request.validator != validator.id:
-        raise IatCompileError(f"request {request.id} uses validator {request.validator}, not {validator.id}")
+        raise IatCompileError(
+            f"request {request.id} uses validator {request.validator}, not {validator.id}"
+        )
     parsed = parse_reply(reply_text)
     if parsed.problem is not None:
         reasons = [Reason("unparseable", parsed.problem)]

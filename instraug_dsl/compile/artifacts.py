@@ -85,9 +85,14 @@ def write_artifacts(compiled: Compiled, out_dir: object) -> None:
     out = Path(str(out_dir))
     try:
         out.mkdir(parents=True, exist_ok=True)
-        lines = [json.dumps(r.to_json(), sort_keys=True, ensure_ascii=False) for r in compiled.requests]
+        lines = [
+            json.dumps(r.to_json(), sort_keys=True, ensure_ascii=False) for r in compiled.requests
+        ]
         _write(out / REQUESTS, "".join(line + "\n" for line in lines))
-        _write(out / VALIDATORS, _dump({k: v.to_json() for k, v in sorted(compiled.validators.items())}))
+        _write(
+            out / VALIDATORS,
+            _dump({k: v.to_json() for k, v in sorted(compiled.validators.items())}),
+        )
         _write(out / MANIFEST, _dump(compiled.manifest))
     except OSError as exc:
         raise IatCompileError(f"cannot write artifacts to {out}: {exc.strerror or exc}") from None
@@ -101,7 +106,9 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def read_artifacts(out_dir: object) -> tuple[tuple[Request, ...], dict[str, ValidatorSpec], dict[str, object]]:
+def read_artifacts(
+    out_dir: object,
+) -> tuple[tuple[Request, ...], dict[str, ValidatorSpec], dict[str, object]]:
     """Read the three files back; errors name the file and line."""
     base = Path(str(out_dir))
     requests = []
@@ -111,11 +118,15 @@ def read_artifacts(out_dir: object) -> tuple[tuple[Request, ...], dict[str, Vali
                 try:
                     requests.append(Request.from_json(json.loads(line)))
                 except (ValueError, KeyError, TypeError) as exc:
-                    raise IatCompileError(f"{base / REQUESTS}:{number}: not a request ({exc})") from None
+                    raise IatCompileError(
+                        f"{base / REQUESTS}:{number}: not a request ({exc})"
+                    ) from None
         raw_validators = json.loads((base / VALIDATORS).read_text(encoding="utf-8"))
         manifest = json.loads((base / MANIFEST).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise IatCompileError(f"cannot read compiled artifacts in {base}: {exc.strerror or exc}") from None
+        raise IatCompileError(
+            f"cannot read compiled artifacts in {base}: {exc.strerror or exc}"
+        ) from None
     except ValueError as exc:
         raise IatCompileError(f"malformed artifact in {base}: {exc}") from None
     try:

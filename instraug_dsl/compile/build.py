@@ -154,12 +154,25 @@ def _requests_for(
             for sample in range(n if samples is None else samples.get(mp.name, n)):
                 identity = [task.name, instruction_id, mp.name, round(temp, 6), sample, iteration]
                 req = Request(
-                    id="", task=task.name, instruction=instruction_id, root=f"{task.name}/{root.name}",
-                    parent=parent, source_body=body, protected=masked.protected,
-                    lead=pieces_text(root.lead), trail=pieces_text(root.trail), metaprompt=mp.name,
-                    temperature=round(temp, 6), sample=sample, seed=_seed(plan.seed, identity),
-                    iteration=iteration, messages=messages, top_p=plan.top_p,
-                    max_tokens=plan.max_tokens, model=plan.model, token_map=masked.token_map,
+                    id="",
+                    task=task.name,
+                    instruction=instruction_id,
+                    root=f"{task.name}/{root.name}",
+                    parent=parent,
+                    source_body=body,
+                    protected=masked.protected,
+                    lead=pieces_text(root.lead),
+                    trail=pieces_text(root.trail),
+                    metaprompt=mp.name,
+                    temperature=round(temp, 6),
+                    sample=sample,
+                    seed=_seed(plan.seed, identity),
+                    iteration=iteration,
+                    messages=messages,
+                    top_p=plan.top_p,
+                    max_tokens=plan.max_tokens,
+                    model=plan.model,
+                    token_map=masked.token_map,
                     validator=spec.id,
                 )
                 out.append(_with_id(req))
@@ -186,7 +199,9 @@ def _task_skip(task: TaskSpec, plan: PlanSpec) -> str | None:
     return None
 
 
-def plan_context(catalog: Catalog, plan_name: str, preference: Sequence[str] = PREFERENCE) -> PlanContext:
+def plan_context(
+    catalog: Catalog, plan_name: str, preference: Sequence[str] = PREFERENCE
+) -> PlanContext:
     """Resolve ``plan_name`` (with a did-you-mean hint when unknown)."""
     plan = catalog.plans.get(plan_name)
     if plan is None:
@@ -228,13 +243,17 @@ def compile_plan(
             if ins.pure_placeholder:
                 skipped_instructions[ident] = "pure_placeholder"
                 continue
-            reqs, spec = _requests_for(ctx, task, ins, ident, None, ins.body, 0, ctx.plan.temperatures)
+            reqs, spec = _requests_for(
+                ctx, task, ins, ident, None, ins.body, 0, ctx.plan.temperatures
+            )
             requests.extend(reqs)
             validators[spec.id] = spec
             used += 1
         per_task[task.name] = {"instructions": used, "requests": len(requests) - before}
     _check_unique(requests)
-    manifest = build_manifest(ctx, requests, validators, sources or {}, skipped_tasks, skipped_instructions, per_task)
+    manifest = build_manifest(
+        ctx, requests, validators, sources or {}, skipped_tasks, skipped_instructions, per_task
+    )
     return Compiled(tuple(requests), dict(sorted(validators.items())), manifest, ctx)
 
 
@@ -243,7 +262,9 @@ def _check_unique(requests: Sequence[Request]) -> None:
     for r in requests:
         other = seen.setdefault(r.id, r)
         if other is not r:  # identical content and seed: a sha256 collision or a compiler bug
-            raise IatCompileError(f"two requests share id {r.id}: {other.instruction} and {r.instruction}")
+            raise IatCompileError(
+                f"two requests share id {r.id}: {other.instruction} and {r.instruction}"
+            )
 
 
 def rewrite_id(task: str, root: str, body: str) -> str:
@@ -266,7 +287,9 @@ def derive_requests(
     """
     ctx = source.context if isinstance(source, Compiled) else source
     if ctx is None:
-        raise IatCompileError("derive_requests needs a compile made in this process (or a PlanContext)")
+        raise IatCompileError(
+            "derive_requests needs a compile made in this process (or a PlanContext)"
+        )
     out: dict[str, Request] = {}
     validators: dict[str, ValidatorSpec] = {}
     for parent_req, body in accepted:
@@ -275,16 +298,27 @@ def derive_requests(
         root = next(ins for ins in task.instructions if ins.name == root_name)
         pieces = template_pieces(body)
         if _slot_multiset(pieces) != _slot_multiset(root.body):
-            raise IatCompileError(f"rewrite of {parent_req.root} does not keep its placeholders: {body!r}")
+            raise IatCompileError(
+                f"rewrite of {parent_req.root} does not keep its placeholders: {body!r}"
+            )
         wid = rewrite_id(task.name, parent_req.root, body)
         reqs, spec = _requests_for(
-            ctx, task, root, wid, wid, pieces, iteration, (parent_req.temperature,),
+            ctx,
+            task,
+            root,
+            wid,
+            wid,
+            pieces,
+            iteration,
+            (parent_req.temperature,),
             {mp.name: 1 for mp, _ in ctx.expansions()},
         )
         validators[spec.id] = spec
         for r in reqs:
             out.setdefault(r.id, r)
-    return tuple(sorted(out.values(), key=lambda r: (r.task, r.root, r.instruction, r.metaprompt))), validators
+    return tuple(
+        sorted(out.values(), key=lambda r: (r.task, r.root, r.instruction, r.metaprompt))
+    ), validators
 
 
 def plan_json(plan: PlanSpec) -> dict[str, object]:

@@ -36,7 +36,16 @@ TRAIL_CHARS = " \t.,;:!?"
 #: Above this many token orders the regex fixes the source order.
 MAX_ORDERS = 120
 # JSON escapes a canonical encoder writes, by the character they stand for.
-_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f"}
+_JSON_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "/": "\\/",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\b": "\\b",
+    "\f": "\\f",
+}
 
 
 @dataclass(frozen=True)
@@ -240,7 +249,7 @@ def build_gbnf(s: Structure) -> str:
     c = s.text_chars().gbnf()
     d = s.text_chars(extra="(").gbnf()
     n = s.text_chars(no_space=True).gbnf()
-    lines = ['root ::= "[" ws "\\"" body "\\"" ws "]"', 'ws ::= [ \\t\\n\\r]*']
+    lines = ['root ::= "[" ws "\\"" body "\\"" ws "]"', "ws ::= [ \\t\\n\\r]*"]
     if s.allow_percent_paren:
         lines += [f"text ::= {c}*", f"nonblank ::= {c}* {n} {c}*"]
     else:

@@ -46,7 +46,9 @@ def render_messages(
     }
     out = []
     if mp.system is not None:
-        out.append(Message("system", _render(mp.system, variables, f"meta-prompt `{mp.name}` system")))
+        out.append(
+            Message("system", _render(mp.system, variables, f"meta-prompt `{mp.name}` system"))
+        )
     out.append(Message("user", _render(mp.user, variables, f"meta-prompt `{mp.name}` user")))
     return tuple(out)
 
@@ -56,6 +58,8 @@ def render_bootstrap(spec: BootstrapSpec) -> tuple[Message, ...]:
     variables: dict[str, object] = {"count": spec.count}
     out = []
     if spec.system is not None:
-        out.append(Message("system", _render(spec.system, variables, f"bootstrap `{spec.name}` system")))
+        out.append(
+            Message("system", _render(spec.system, variables, f"bootstrap `{spec.name}` system"))
+        )
     out.append(Message("user", _render(spec.user, variables, f"bootstrap `{spec.name}` user")))
     return tuple(out)

@@ -64,7 +64,9 @@ class TokenFamily:
     def exact(self) -> re.Pattern[str]:
         """Matches any well-formed token of this family."""
         label = r"[1-9][0-9]*" if self.labels == "num" else r"[A-Z]+"
-        return re.compile(re.escape(self.open) + re.escape(self.prefix) + label + re.escape(self.close))
+        return re.compile(
+            re.escape(self.open) + re.escape(self.prefix) + label + re.escape(self.close)
+        )
 
     @cached_property
     def scanner(self) -> re.Pattern[str]:

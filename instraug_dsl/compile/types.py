@@ -8,6 +8,7 @@ These dataclasses are the contract between the compiler and the runtime;
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ class Request:
             sample=int(data["sample"]),  # type: ignore[call-overload]
             seed=int(data["seed"]),  # type: ignore[call-overload]
             iteration=int(data["iteration"]),  # type: ignore[call-overload]
-            messages=tuple(Message(str(m["role"]), str(m["content"])) for m in msgs),  # type: ignore[attr-defined, index]
+            messages=tuple(Message(str(m["role"]), str(m["content"])) for m in msgs),  # type: ignore[attr-defined]
             top_p=float(params["top_p"]),
             max_tokens=int(params["max_tokens"]),
             model=str(data["model"]),
@@ -224,31 +225,30 @@ class ValidatorSpec:
     @classmethod
     def from_json(cls, data: dict[str, object]) -> ValidatorSpec:
         """Inverse of :meth:`to_json`."""
-        toks = data["tokens"]
-        lo, hi = data["length_ratio"]  # type: ignore[misc]
-        pad_lead, pad_trail = data["pad"]  # type: ignore[misc]
+        d: Any = data  # shapes are checked by the conversions below
+        lo, hi = d["length_ratio"]
         return cls(
-            id=str(data["id"]),
-            family=str(data["family"]),
+            id=str(d["id"]),
+            family=str(d["family"]),
             tokens=tuple(
                 TokenRule(str(t["token"]), str(t["slot"]), int(t["count"]), bool(t["at_end"]))
-                for t in toks  # type: ignore[attr-defined]
+                for t in d["tokens"]
             ),
-            sequence=tuple(str(t) for t in data["sequence"]),  # type: ignore[attr-defined]
-            ordered=bool(data["ordered"]),
-            slots=tuple(sorted((str(k), int(v)) for k, v in dict(data["slots"]).items())),  # type: ignore[call-overload]
+            sequence=tuple(str(t) for t in d["sequence"]),
+            ordered=bool(d["ordered"]),
+            slots=tuple(sorted((str(k), int(v)) for k, v in dict(d["slots"]).items())),
             length_ratio=(float(lo), float(hi)),
-            source_words=int(data["source_words"]),  # type: ignore[call-overload]
-            source_norm=str(data["source_norm"]),
-            originals=tuple(str(o) for o in data["originals"]),  # type: ignore[attr-defined]
-            lead=str(data["lead"]),
-            trail=str(data["trail"]),
-            pad=(str(pad_lead), str(pad_trail)),
-            single_line=bool(data["single_line"]),
-            allow_percent_paren=bool(data["allow_percent_paren"]),
-            exempt_preambles=tuple(str(p) for p in data["exempt_preambles"]),  # type: ignore[attr-defined]
-            regex=str(data["regex"]),
-            reply_regex=str(data["reply_regex"]),
-            gbnf=str(data["gbnf"]),
-            regex_exact=bool(data["regex_exact"]),
+            source_words=int(d["source_words"]),
+            source_norm=str(d["source_norm"]),
+            originals=tuple(str(o) for o in d["originals"]),
+            lead=str(d["lead"]),
+            trail=str(d["trail"]),
+            pad=(str(d["pad"][0]), str(d["pad"][1])),
+            single_line=bool(d["single_line"]),
+            allow_percent_paren=bool(d["allow_percent_paren"]),
+            exempt_preambles=tuple(str(p) for p in d["exempt_preambles"]),
+            regex=str(d["regex"]),
+            reply_regex=str(d["reply_regex"]),
+            gbnf=str(d["gbnf"]),
+            regex_exact=bool(d["regex_exact"]),
         )

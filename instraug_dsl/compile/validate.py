@@ -38,20 +38,34 @@ REASONS: dict[str, str] = {
 }
 #: Rules about token structure: exactly what the exported regex/grammar enforce.
 STRUCTURAL = frozenset(
-    {"empty", "token_missing", "token_duplicated", "token_invented", "token_altered",
-     "slot_order", "slot_multiset", "stray_brace", "template_syntax", "multiline"}
+    {
+        "empty",
+        "token_missing",
+        "token_duplicated",
+        "token_invented",
+        "token_altered",
+        "slot_order",
+        "slot_multiset",
+        "stray_brace",
+        "template_syntax",
+        "multiline",
+    }
 )
 _TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#|\$\{|%\(")
 #: Preamble/meta-commentary patterns by name; a pattern the source itself matches is exempt.
 PREAMBLES: dict[str, re.Pattern[str]] = {
     "assent": re.compile(r"^\W*(sure|certainly|of course|absolutely|okay|ok|great)\b\W", re.I),
     "here_is": re.compile(
-        r"^\W*here(\s+is|\s+are|'s|’s)\b[^.\n]{0,40}?\b(rewrit|rephras|paraphras|revis|version|new instruction)",
-        re.I),
+        r"^\W*here(\s+is|\s+are|'s|’s)\b[^.\n]{0,40}?"
+        r"\b(rewrit|rephras|paraphras|revis|version|new instruction)",
+        re.I,
+    ),
     "as_an_ai": re.compile(r"\bas an ai\b|\blanguage model\b", re.I),
     "label": re.compile(
         r"^\W*(rephrased|rewritten|reworded|revised|paraphrased?|rewrite|new)"
-        r"(\s+(instruction|version|sentence|text))?\s*:", re.I),
+        r"(\s+(instruction|version|sentence|text))?\s*:",
+        re.I,
+    ),
     "closing": re.compile(r"\b(i hope this helps|let me know if|feel free to)\b", re.I),
 }
 
@@ -69,7 +83,11 @@ def words(text: str) -> int:
 def _at_end_token(masked: Masked, body: str, slot_bases: dict[str, str]) -> str | None:
     """The token of a ``choices`` slot that ends the source body, if any."""
     fam = FAMILIES[masked.family]
-    parts = [p for p in split_tokens(masked.protected, fam) if not (p[0] == "text" and not p[1].strip(TRAIL_CHARS + LINE_BREAKS))]
+    parts = [
+        p
+        for p in split_tokens(masked.protected, fam)
+        if not (p[0] == "text" and not p[1].strip(TRAIL_CHARS + LINE_BREAKS))
+    ]
     if parts and parts[-1][0] == "token":
         slot = dict(masked.token_map)[parts[-1][1]]
         if slot_bases.get(slot) == "choices":
@@ -99,7 +117,9 @@ def build_validator(
     at_end = _at_end_token(masked, source_body, slot_bases)
     text_only = "".join(v for k, v in split_tokens(masked.protected, fam) if k == "text")
     counts = dict(masked.counts)
-    tokens = tuple(TokenRule(tok, slot, counts[tok], tok == at_end) for tok, slot in masked.token_map)
+    tokens = tuple(
+        TokenRule(tok, slot, counts[tok], tok == at_end) for tok, slot in masked.token_map
+    )
     sequence = tuple(v for k, v in split_tokens(masked.protected, fam) if k == "token")
     single_line = not any(c in LINE_BREAKS for c in source_body)
     allow_pp = "%(" in text_only
@@ -109,7 +129,10 @@ def build_validator(
     for orig in originals:
         norms.add(normalize(orig))
     stripped = source_body.strip()
-    pad = (source_body[: len(source_body) - len(source_body.lstrip())], source_body[len(source_body.rstrip()) :])
+    pad = (
+        source_body[: len(source_body) - len(source_body.lstrip())],
+        source_body[len(source_body.rstrip()) :],
+    )
     fields: dict[str, object] = {
         "family": fam.name,
         "tokens": tokens,
@@ -133,7 +156,9 @@ def build_validator(
     }
     spec = ValidatorSpec(id="", **fields)  # type: ignore[arg-type]
     content = {k: v for k, v in spec.to_json().items() if k != "id"}
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    digest = hashlib.sha256(
+        json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()
     return ValidatorSpec(id="v" + digest[:16], **fields)  # type: ignore[arg-type]
 
 
@@ -164,16 +189,25 @@ def _token_reasons(spec: ValidatorSpec, text: str) -> tuple[list[Reason], list[s
     if extra:
         reasons.append(Reason("token_duplicated", "too many: " + ", ".join(extra)))
     if invented:
-        reasons.append(Reason("token_invented", "unknown: " + ", ".join(sorted(set(invented)))[:200]))
+        reasons.append(
+            Reason("token_invented", "unknown: " + ", ".join(sorted(set(invented)))[:200])
+        )
     if bare:
-        reasons.append(Reason("token_altered", f"{len(bare)} stray token delimiter(s) {''.join(sorted(set(bare)))}"))
+        reasons.append(
+            Reason(
+                "token_altered",
+                f"{len(bare)} stray token delimiter(s) {''.join(sorted(set(bare)))}",
+            )
+        )
     return reasons, seq, segments
 
 
 def _order_reasons(spec: ValidatorSpec, seq: list[str], text: str) -> list[Reason]:
     reasons = []
     if spec.ordered and seq != list(spec.sequence):
-        reasons.append(Reason("slot_order", "tokens must keep the source order " + " ".join(spec.sequence)))
+        reasons.append(
+            Reason("slot_order", "tokens must keep the source order " + " ".join(spec.sequence))
+        )
     end = next((t.token for t in spec.tokens if t.at_end), None)
     if end is not None and end in seq:
         tail = text[text.rindex(end) + len(end) :]
@@ -203,7 +237,8 @@ def _restore(spec: ValidatorSpec, text: str) -> str:
     lookup = {t.token: t.slot for t in spec.tokens}
     fam = FAMILIES[spec.family]
     return "".join(
-        "{" + lookup[v] + "}" if k == "token" and v in lookup else v for k, v in split_tokens(text, fam)
+        "{" + lookup[v] + "}" if k == "token" and v in lookup else v
+        for k, v in split_tokens(text, fam)
     )
 
 
@@ -217,11 +252,19 @@ def _content_reasons(spec: ValidatorSpec, text: str, restored: str) -> list[Reas
     lo, hi = spec.length_ratio
     ratio = words(text) / max(spec.source_words, 1)
     if not lo < ratio < hi:
-        reasons.append(Reason("length_ratio", f"{words(text)} words for {spec.source_words}: ratio {ratio:.2f} outside ({lo:g}, {hi:g})"))
+        reasons.append(
+            Reason(
+                "length_ratio",
+                f"{words(text)} words for {spec.source_words}: "
+                f"ratio {ratio:.2f} outside ({lo:g}, {hi:g})",
+            )
+        )
     norm = normalize(restored)
     whole = normalize(spec.lead + spec.pad[0] + restored.strip() + spec.pad[1] + spec.trail)
     if norm == spec.source_norm:
-        reasons.append(Reason("identical_source", "no change besides case, spacing or final punctuation"))
+        reasons.append(
+            Reason("identical_source", "no change besides case, spacing or final punctuation")
+        )
     elif norm in spec.originals or whole in spec.originals:
         reasons.append(Reason("copies_original", "repeats an original instruction of the task"))
     head = text.strip()
@@ -236,7 +279,9 @@ def validate_text(spec: ValidatorSpec, text: str) -> Verdict:
     if not text.strip():
         reasons = [Reason("empty", "the rewrite is blank")]
         if spec.tokens:
-            reasons.append(Reason("token_missing", "missing: " + ", ".join(t.token for t in spec.tokens)))
+            reasons.append(
+                Reason("token_missing", "missing: " + ", ".join(t.token for t in spec.tokens))
+            )
         return _reject(spec, reasons)
     reasons, seq, segments = _token_reasons(spec, text)
     tokens_ok = not reasons
@@ -261,13 +306,26 @@ def reask_message(spec: ValidatorSpec, reasons: Sequence[Reason]) -> str:
     codes = {r.code for r in reasons}
     toks = ", ".join(t.token for t in spec.tokens)
     parts: list[str] = []
-    if codes & {"token_missing", "token_duplicated", "token_invented", "token_altered", "slot_multiset"}:
-        parts.append(f"Keep the tokens {toks} exactly as written, each as often as in the instruction, and add no others.")
+    if codes & {
+        "token_missing",
+        "token_duplicated",
+        "token_invented",
+        "token_altered",
+        "slot_multiset",
+    }:
+        parts.append(
+            f"Keep the tokens {toks} exactly as written, each as often as in the instruction, "
+            "and add no others."
+        )
     elif not spec.tokens and "token_invented" in codes:
         parts.append("Do not add placeholder tokens.")
     if "slot_order" in codes:
         end = next((t.token for t in spec.tokens if t.at_end), None)
-        parts.append(f"Keep {end} at the very end." if end and not spec.ordered else "Keep the tokens in their original order.")
+        parts.append(
+            f"Keep {end} at the very end."
+            if end and not spec.ordered
+            else "Keep the tokens in their original order."
+        )
     if codes & {"stray_brace", "template_syntax"}:
         parts.append("Do not use braces or template syntax.")
     if "multiline" in codes:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from .filters import DropRecord, TaskPool, run_pools
+from .filters import Candidate, DropRecord, TaskPool, run_pools
 from .records import LineError, ShapeError, TaskIndex, iter_records, record_id, sha256_file
 from .render import RenderError, TaskRenderer, render_target
 from .run import Run
@@ -77,17 +77,7 @@ class _Errors:
 
 
 def _row(
-    record: dict[str, Any],
-    uid: str | None,
-    task: str,
-    prompt: str,
-    target: str,
-    choice_id: str,
-    kind: str,
-    root: str,
-    metaprompt: str | None,
-    temperature: float | None,
-    model: str | None,
+    record: dict[str, Any], uid: str | None, task: str, prompt: str, target: str, cand: Candidate
 ) -> dict[str, Any]:
     image = record.get("image_path")
     name = record.get("task_name")
@@ -98,12 +88,12 @@ def _row(
         "image_path": image if isinstance(image, str) else None,
         "prompt": prompt,
         "target": target,
-        "instruction_id": choice_id,
-        "instruction_kind": kind,
-        "root": root,
-        "metaprompt": metaprompt,
-        "temperature": temperature,
-        "model": model,
+        "instruction_id": cand.id,
+        "instruction_kind": cand.kind,
+        "root": cand.root,
+        "metaprompt": cand.metaprompt,
+        "temperature": cand.temperature,
+        "model": cand.model,
     }
 
 
@@ -197,21 +187,7 @@ def materialize(
                 counts["errors"] += 1
                 errors.add(line, rid, task.name, exc.field, exc.reason)
                 continue
-            data.write(
-                _row(
-                    rec,
-                    uid,
-                    task.name,
-                    prompt,
-                    target,
-                    cand.id,
-                    cand.kind,
-                    cand.root,
-                    cand.metaprompt,
-                    cand.temperature,
-                    cand.model,
-                )
-            )
+            data.write(_row(rec, uid, task.name, prompt, target, cand))
             counts["written"] += 1
             counts[cand.kind] += 1
             counts["fallback"] += choice.fallback
