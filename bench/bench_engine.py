@@ -61,9 +61,12 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
+MODEL = "openai/fake"
+
+
 def call_for(i: int, base: str) -> llm.LLMCall:
     req = make_request(i)
-    return llm.LLMCall(model="openai/fake", messages=tuple(
+    return llm.LLMCall(model=MODEL, messages=tuple(
         {"role": m.role, "content": m.content} for m in req.messages), temperature=0.6,
         top_p=0.9, max_tokens=64, seed=req.seed, timeout=30.0, api_base=base)
 
@@ -71,7 +74,7 @@ def call_for(i: int, base: str) -> llm.LLMCall:
 async def bench_engine(base: str, n: int, c: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         with CallCache(Path(tmp) / "cache.sqlite") as cache:
-            engine = Engine(EngineConfig(model="openai/fake", api_base=base, concurrency=c),
+            engine = Engine(EngineConfig(model=MODEL, api_base=base, concurrency=c),
                             cache, evaluate, attempts=1)
             requests = [make_request(i) for i in range(n)]
             start = time.perf_counter()
@@ -136,13 +139,17 @@ async def main_async(args: argparse.Namespace, base: str) -> dict[str, float]:
 
 
 def main() -> None:
+    global MODEL
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--concurrency", type=int, default=64)
     parser.add_argument("-l", "--latency", type=float, default=0.1, help="server latency (s)")
     parser.add_argument("-n", "--requests", type=int, default=1280)
     parser.add_argument("--serial", type=int, default=30, help="requests for the serial loop")
     parser.add_argument("--profile", action="store_true", help="cProfile the engine run")
+    parser.add_argument("--model", default=MODEL, help="model name sent to the server "
+                        "(a priced name such as openai/gpt-4o-mini changes litellm's cost lookup)")
     args = parser.parse_args()
+    MODEL = args.model
     warm_up_litellm()
     proc, base = start_server(args.latency)
     try:
@@ -152,7 +159,7 @@ def main() -> None:
         proc.stdin.close()
         proc.wait(timeout=10)
     ideal = args.concurrency / args.latency
-    print(f"C={args.concurrency} L={args.latency * 1000:g} ms N={args.requests} "
+    print(f"{MODEL}: C={args.concurrency} L={args.latency * 1000:g} ms N={args.requests} "
           f"on {os.cpu_count()} cores; ideal C/L = {ideal:.0f} req/s")
     for name, rate in results.items():
         print(f"  {name:7s} {rate:8.1f} req/s")

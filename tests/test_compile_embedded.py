@@ -30,15 +30,16 @@ def test_grammar_constrained_replies_pass_the_structural_rules() -> None:
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=2, verbose=False)
     compiled = compile_paths([GOLDEN / "basic" / "input.iat"], "small")
     picked = {}
-    for r in compiled.requests:  # one request per validator: every token family and shape
-        picked.setdefault(r.validator, r)
+    for r in compiled.requests:  # one request per validator with tokens (both families)
+        if r.token_map:
+            picked.setdefault(r.validator, r)
     for req in picked.values():
         spec = compiled.validator_for(req)
         grammar = llama_cpp.LlamaGrammar.from_string(spec.gbnf, verbose=False)
         out = llm.create_chat_completion(
             messages=[{"role": m.role, "content": m.content} for m in req.messages],
             grammar=grammar, temperature=req.temperature, top_p=req.top_p, seed=req.seed,
-            max_tokens=160,
+            max_tokens=96,
         )
         choice = out["choices"][0]
         if choice["finish_reason"] == "length":

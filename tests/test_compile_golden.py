@@ -83,3 +83,24 @@ def test_read_round_trip(tmp_path: Path) -> None:
     assert again.requests == compiled.requests
     assert again.validators == compiled.validators
     assert again.manifest == compiled.manifest
+
+
+def test_artifacts_do_not_depend_on_hash_seeds(tmp_path: Path) -> None:
+    """Two processes with different PYTHONHASHSEED write the same bytes."""
+    import subprocess
+    import sys
+
+    case = GOLDEN / "basic"
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        code = (
+            "import sys; from instraug_dsl.compile import compile_paths; "
+            "compile_paths([sys.argv[1]], 'small').write(sys.argv[2])"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code, str(case / "input.iat"), str(tmp_path / seed)],
+            check=True,
+            env=env,
+        )
+    for name in ARTIFACTS:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()

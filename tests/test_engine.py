@@ -284,3 +284,17 @@ def test_offline_rules_through_litellm(tmp_path: Path) -> None:
     texts = {o.attempts[-1].accepted[0].restored for o in outcomes}
     assert len(texts) > 5  # seeds select different rewrites
     assert json.loads(outcomes[0].attempts[0].reply)
+
+
+def test_offline_transient_failures_are_retried_through_litellm(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from instraug_dsl.runtime import offline
+
+    monkeypatch.setenv(offline.FAIL_FIRST_ENV, "3")
+    offline.reset_fail_counter()
+    try:
+        outcomes, _ = run_engine(tmp_path, [make_request(0)], model="offline/rules",
+                                 concurrency=1)
+    finally:
+        offline.reset_fail_counter()
+    assert outcomes[0].status == "accepted"

@@ -61,6 +61,10 @@ def _user_errors() -> Iterator[None]:
         fail(str(exc), exitcodes.RUNTIME)
     except FileNotFoundError as exc:
         fail(f"no such file or directory: {exc.filename or exc.args[0]}", exitcodes.USAGE)
+    except KeyboardInterrupt:
+        typer.echo("iatc: interrupted; completed calls are kept in the run directory's "
+                   "cache.sqlite: run the same command again to resume", err=True)
+        raise typer.Exit(exitcodes.INTERRUPTED) from None
 
 
 def _catalog(paths: list[Path]) -> tuple[Catalog, dict[str, str]]:

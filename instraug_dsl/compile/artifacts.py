@@ -80,9 +80,9 @@ def build_manifest(
     }
 
 
-def write_artifacts(compiled: Compiled, out_dir: object) -> None:
+def write_artifacts(compiled: Compiled, out_dir: str | os.PathLike[str]) -> None:
     """Write the three files into ``out_dir`` (created if missing)."""
-    out = Path(str(out_dir))
+    out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
         lines = [
@@ -107,10 +107,10 @@ def _write(path: Path, text: str) -> None:
 
 
 def read_artifacts(
-    out_dir: object,
+    out_dir: str | os.PathLike[str],
 ) -> tuple[tuple[Request, ...], dict[str, ValidatorSpec], dict[str, object]]:
     """Read the three files back; errors name the file and line."""
-    base = Path(str(out_dir))
+    base = Path(out_dir)
     requests = []
     try:
         with (base / REQUESTS).open(encoding="utf-8") as handle:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -74,14 +75,14 @@ class Compiled:
         """The validator a request names."""
         return self.validators[request.validator]
 
-    def write(self, out_dir: object) -> None:
+    def write(self, out_dir: str | os.PathLike[str]) -> None:
         """Write requests.jsonl, validators.json and manifest.json (deterministic bytes)."""
         from .artifacts import write_artifacts
 
         write_artifacts(self, out_dir)
 
     @classmethod
-    def read(cls, out_dir: object) -> Compiled:
+    def read(cls, out_dir: str | os.PathLike[str]) -> Compiled:
         """Load artifacts written by :meth:`write`."""
         from .artifacts import read_artifacts
 

@@ -80,14 +80,15 @@ def words(text: str) -> int:
     return len(text.split())
 
 
-def _at_end_token(masked: Masked, body: str, slot_bases: dict[str, str]) -> str | None:
-    """The token of a ``choices`` slot that ends the source body, if any."""
-    fam = FAMILIES[masked.family]
-    parts = [
-        p
-        for p in split_tokens(masked.protected, fam)
-        if not (p[0] == "text" and not p[1].strip(TRAIL_CHARS + LINE_BREAKS))
-    ]
+def _at_end_token(masked: Masked, slot_bases: dict[str, str]) -> str | None:
+    """The token of a ``choices`` slot that ends the source body, if any.
+
+    "Ends" allows only spaces, ``.,;:!?`` and line breaks after it: a choices
+    slot renders as a trailing block, so it must stay last in a rewrite.
+    """
+    parts = split_tokens(masked.protected, FAMILIES[masked.family])
+    if parts and parts[-1][0] == "text" and not parts[-1][1].strip(TRAIL_CHARS + LINE_BREAKS):
+        parts = parts[:-1]
     if parts and parts[-1][0] == "token":
         slot = dict(masked.token_map)[parts[-1][1]]
         if slot_bases.get(slot) == "choices":
@@ -114,7 +115,7 @@ def build_validator(
     placeholder multiset.
     """
     fam = FAMILIES[masked.family]
-    at_end = _at_end_token(masked, source_body, slot_bases)
+    at_end = _at_end_token(masked, slot_bases)
     text_only = "".join(v for k, v in split_tokens(masked.protected, fam) if k == "text")
     counts = dict(masked.counts)
     tokens = tuple(

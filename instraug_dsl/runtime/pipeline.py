@@ -80,9 +80,15 @@ def run_pipeline(path: Path, out: Path, *, sampling: str | None = None, model: s
 
 
 def _dataset_lines(manifest: dict[str, Any], data_dir: Path, stream: TextIO) -> None:
-    counts = manifest.get("counts") or {}
-    written = counts.get("written") if isinstance(counts, dict) else None
-    stream.write(f"MIns+ written to {data_dir}"
-                 + (f": {written} rows" if written is not None else "") + "\n")
+    counts = manifest.get("counts")
+    counts = counts if isinstance(counts, dict) else {}
+    line = f"MIns+ written to {data_dir}"
+    if "written" in counts:
+        line += (f": {counts['written']} rows ({counts.get('original', 0)} with an original "
+                 f"instruction, {counts.get('generated', 0)} with a generated one)")
+    dropped = counts.get("dropped_instructions")
+    if isinstance(dropped, dict) and dropped:
+        line += "; rewrites dropped: " + ", ".join(f"{n} {k}" for k, n in sorted(dropped.items()))
+    stream.write(line + "\n")
     for warning in manifest.get("warnings") or []:
         stream.write(f"warning: {warning}\n")

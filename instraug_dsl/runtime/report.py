@@ -60,5 +60,5 @@ def dry_run_listing(requests: Sequence[Request], model: str, estimate: Estimate,
     write(f"\nmodel {model}: {len(requests)} requests (of {compiled} compiled) over "
           f"{len(per_task)} tasks, temperatures {', '.join(f'{t:g}' for t in temps)}\n")
     write(f"estimated {estimate.prompt_tokens} prompt + {estimate.completion_tokens} completion "
-          f"tokens, ${estimate.cost_usd:.4f} for one attempt each ({estimate.requests} not "
-          "cached); nothing was sent\n")
+          f"tokens, ${estimate.cost_usd:.4f} for one attempt of each of the {estimate.requests} "
+          "requests; nothing was sent\n")
