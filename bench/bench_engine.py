@@ -3,6 +3,7 @@
     python bench/bench_engine.py                      # C=64, L=100 ms, 1280 requests
     python bench/bench_engine.py -c 16 -l 0.05 -n 400
     python bench/bench_engine.py --profile            # where the client's CPU goes
+    python bench/bench_engine.py -r 5                 # 5 interleaved rounds (median printed)
 
 The server runs in a child process (so its work does not share the client's GIL) and answers
 every request after ``L`` seconds. Measured, in one run:
@@ -13,7 +14,9 @@ every request after ``L`` seconds. Measured, in one run:
                   what the server and the event loop can do without litellm);
 * ``serial``   -- one request at a time (the reference implementation's loop).
 
-Printed: requests/s of each, and the ratios ``engine / (C/L)`` (ideal), ``engine / serial``,
+Each round runs all four in turn (interleaved, so a load spike from other processes hits
+every configuration alike); printed: the median requests/s of each over the rounds, the
+machine's load average, and the ratios ``engine / (C/L)`` (ideal), ``engine / serial``,
 ``engine / gather`` (engine overhead) and ``gather / aiohttp`` (litellm overhead).
 """
 
@@ -25,6 +28,7 @@ import cProfile
 import io
 import os
 import pstats
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,14 +124,13 @@ async def bench_serial(base: str, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-async def main_async(args: argparse.Namespace, base: str) -> dict[str, float]:
-    await bench_gather(base, 2 * args.concurrency, args.concurrency)  # warm connections
+async def one_round(args: argparse.Namespace, base: str, profile: bool) -> dict[str, float]:
     results = {}
-    if args.profile:
+    if profile:
         prof = cProfile.Profile()
         prof.enable()
     results["engine"] = await bench_engine(base, args.requests, args.concurrency)
-    if args.profile:
+    if profile:
         prof.disable()
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
@@ -138,6 +141,15 @@ async def main_async(args: argparse.Namespace, base: str) -> dict[str, float]:
     return results
 
 
+async def main_async(args: argparse.Namespace, base: str) -> dict[str, list[float]]:
+    await bench_gather(base, 2 * args.concurrency, args.concurrency)  # warm connections
+    rounds: dict[str, list[float]] = {}
+    for r in range(args.rounds):
+        for name, rate in (await one_round(args, base, args.profile and r == 0)).items():
+            rounds.setdefault(name, []).append(rate)
+    return rounds
+
+
 def main() -> None:
     global MODEL
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -145,24 +157,30 @@ def main() -> None:
     parser.add_argument("-l", "--latency", type=float, default=0.1, help="server latency (s)")
     parser.add_argument("-n", "--requests", type=int, default=1280)
     parser.add_argument("--serial", type=int, default=30, help="requests for the serial loop")
-    parser.add_argument("--profile", action="store_true", help="cProfile the engine run")
+    parser.add_argument("-r", "--rounds", type=int, default=3,
+                        help="interleaved rounds; the median of each configuration is reported")
+    parser.add_argument("--profile", action="store_true", help="cProfile the first engine run")
     parser.add_argument("--model", default=MODEL, help="model name sent to the server "
                         "(a priced name such as openai/gpt-4o-mini changes litellm's cost lookup)")
     args = parser.parse_args()
     MODEL = args.model
     warm_up_litellm()
     proc, base = start_server(args.latency)
+    load_before = os.getloadavg()[0]
     try:
-        results = asyncio.run(main_async(args, base))
+        rounds = asyncio.run(main_async(args, base))
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(timeout=10)
+    results = {name: statistics.median(rates) for name, rates in rounds.items()}
     ideal = args.concurrency / args.latency
     print(f"{MODEL}: C={args.concurrency} L={args.latency * 1000:g} ms N={args.requests} "
-          f"on {os.cpu_count()} cores; ideal C/L = {ideal:.0f} req/s")
+          f"on {os.cpu_count()} cores; ideal C/L = {ideal:.0f} req/s; "
+          f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}")
     for name, rate in results.items():
-        print(f"  {name:7s} {rate:8.1f} req/s")
+        runs = " ".join(f"{x:.0f}" for x in rounds[name])
+        print(f"  {name:7s} {rate:8.1f} req/s  (median of {len(rounds[name])}: {runs})")
     r = results
     print(f"engine / ideal   = {r['engine'] / ideal:.2f}")
     print(f"engine / serial  = {r['engine'] / r['serial']:.1f}x")

@@ -406,7 +406,7 @@ def test_cli_compile(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["compile", str(src), "-o", str(tmp_path / "out"), "--plan", "p"])
     assert ok.exit_code == 0, ok.output
-    assert "32 requests for 4 instructions of 1 tasks" in ok.output
+    assert "32 requests for 4 instructions of 1 task (0 tasks and 0 instructions" in ok.output
     lines = (tmp_path / "out" / "requests.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 32 and all(json.loads(line)["id"].startswith("r") for line in lines)
     no_plan = runner.invoke(app, ["compile", str(src), "-o", str(tmp_path / "o2")])

@@ -121,8 +121,9 @@ def type_exprs(draw: st.DrawFn) -> list[str]:
         out.append("[]")
     if draw(st.integers(0, 3)) == 0:
         out.append("?")
-    for _ in range(draw(st.integers(0, 2))):
-        out += [draw(st.sampled_from(["sep", "prefix"])), draw(strings())]
+    # A repeated option is an error (E014), so each appears at most once.
+    for option in draw(st.lists(st.sampled_from(["sep", "prefix"]), max_size=2, unique=True)):
+        out += [option, draw(strings())]
     return out
 
 

@@ -54,8 +54,13 @@ def compile_cmd(
         fail(str(exc), exitcodes.DIAGNOSTICS)
     counts = compiled.manifest["counts"]
     assert isinstance(counts, dict)
+
+    def n(key: str, word: str) -> str:
+        return f"{counts[key]} {word}{'' if counts[key] == 1 else 's'}"
+
     typer.echo(
-        f"compiled plan `{plan}`: {counts['requests']} requests for {counts['instructions']} "
-        f"instructions of {counts['tasks']} tasks ({counts['skipped_tasks']} tasks and "
-        f"{counts['skipped_instructions']} instructions skipped, see manifest.json) -> {out}"
+        f"compiled plan `{plan}`: {n('requests', 'request')} for "
+        f"{n('instructions', 'instruction')} of {n('tasks', 'task')} "
+        f"({n('skipped_tasks', 'task')} and {n('skipped_instructions', 'instruction')} skipped, "
+        f"see manifest.json) -> {out}"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import socket
@@ -248,22 +249,39 @@ def _request(litellm: Any, call: LLMCall) -> dict[str, Any]:
         kwargs["seed"] = call.seed
     if call.api_base:
         kwargs["api_base"] = call.api_base
+    if provider in LOCAL_PROVIDERS:
+        return kwargs
+    if not _is_priced(litellm, call.model):
+        # litellm prices every reply; for a model missing from its price list it first runs
+        # a costly fuzzy search (~10 % of a call's CPU) only to find nothing. litellm's
+        # documented per-call custom pricing of 0 says "no price" up front: same 0.0 result.
+        kwargs["input_cost_per_token"] = 0.0
+        kwargs["output_cost_per_token"] = 0.0
     if call.api_key:
         kwargs["api_key"] = call.api_key
-    elif provider not in LOCAL_PROVIDERS:
-        missing = _missing_keys(litellm, call.model)
-        if missing and call.api_base and provider == "openai":
-            kwargs["api_key"] = _PLACEHOLDER_KEY
-        elif missing:
-            raise BackendError(
-                "fatal",
-                f"missing API key for {call.model}: set the environment variable "
-                + " and ".join(missing),
-            )
+        return kwargs
+    missing = _missing_keys(litellm, call.model)
+    if missing and call.api_base and provider == "openai":
+        kwargs["api_key"] = _PLACEHOLDER_KEY
+    elif missing:
+        raise BackendError(
+            "fatal",
+            f"missing API key for {call.model}: set the environment variable "
+            + " and ".join(missing),
+        )
     return kwargs
 
 
+# Per-process memos of litellm lookups that depend only on the model name: the engine asks
+# the same questions for every one of thousands of calls.
+_providers: dict[str, str] = {}
+_priced: dict[str, bool] = {}
+
+
 def _provider(litellm: Any, model: str) -> str:
+    cached = _providers.get(model)
+    if cached is not None:
+        return cached
     try:
         _, provider, _, _ = litellm.get_llm_provider(model=model)
     except Exception:
@@ -272,10 +290,25 @@ def _provider(litellm: Any, model: str) -> str:
             f"unknown model or provider {model!r}: write it as provider/model, e.g. "
             f"{DEFAULT_MODEL}, offline/rules or openai/gpt-4o-mini",
         ) from None
+    _providers[model] = str(provider)
     return str(provider)
 
 
+def _is_priced(litellm: Any, model: str) -> bool:
+    """Whether litellm's bundled price list knows `model` (asked once per model)."""
+    known = _priced.get(model)
+    if known is None:
+        try:
+            litellm.cost_per_token(model=model, prompt_tokens=1, completion_tokens=1)
+            known = True
+        except Exception:  # litellm raises for a model it has no price for
+            known = False
+        _priced[model] = known
+    return known
+
+
 def _missing_keys(litellm: Any, model: str) -> list[str]:
+    # Not memoised: it is cheap (~10 us) and a key exported or removed later must be seen.
     try:
         env = litellm.validate_environment(model=model)
     except Exception:  # litellm cannot tell for this provider: let the call itself decide
@@ -298,10 +331,24 @@ def _result(response: Any, call: LLMCall, latency: float) -> LLMResult:
         text=text,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
-        cost_usd=estimate_cost(call.model, prompt_tokens, completion_tokens),
+        cost_usd=_cost(response, call.model, prompt_tokens, completion_tokens),
         model=call.model,
         latency_s=latency,
     )
+
+
+def _cost(response: Any, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """litellm's own price of this reply (documented ``_hidden_params["response_cost"]``,
+    computed once per call anyway; ``None`` for an unpriced model); `estimate_cost` only
+    when litellm left no such entry."""
+    hidden = getattr(response, "_hidden_params", None)
+    if isinstance(hidden, dict) and "response_cost" in hidden:
+        cost = hidden["response_cost"]
+        if cost is None:
+            return 0.0
+        if isinstance(cost, int | float) and math.isfinite(cost) and cost >= 0:
+            return float(cost)
+    return estimate_cost(model, prompt_tokens, completion_tokens)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
