@@ -47,7 +47,9 @@ class CheckResult:
     def raise_for_errors(self) -> Catalog:
         """Return the catalog, or raise :class:`IatCheckError` with every error."""
         if not self.ok or self.catalog is None:
-            raise IatCheckError([d for d in self.diagnostics if d.severity.value == "error"], self.sources)
+            raise IatCheckError(
+                [d for d in self.diagnostics if d.severity.value == "error"], self.sources
+            )
         return self.catalog
 
 

@@ -107,7 +107,9 @@ def collect_declarations(program: ir.Program, ctx: Context) -> None:
         kind, table = tables[type(item)]
         name = item.name.value
         if name in BUILTIN_TYPES and isinstance(item, ir.TypeAlias):
-            ctx.diagnostics.add("E010", f"type `{name}` is built in and cannot be redeclared", item.name.span)
+            ctx.diagnostics.add(
+                "E010", f"type `{name}` is built in and cannot be redeclared", item.name.span
+            )
             continue
         if name in table:
             first = table[name].name.span
@@ -122,7 +124,9 @@ def collect_declarations(program: ir.Program, ctx: Context) -> None:
     # Meta-prompts and bootstraps share the `use` namespace.
     for name, boot in ctx.bootstraps.items():
         if name in ctx.metaprompts:
-            ctx.diagnostics.add("E010", f"`{name}` is both a meta-prompt and a bootstrap prompt", boot.name.span)
+            ctx.diagnostics.add(
+                "E010", f"`{name}` is both a meta-prompt and a bootstrap prompt", boot.name.span
+            )
 
 
 def check_duplicate_members(program: ir.Program, ctx: Context) -> None:
@@ -135,30 +139,48 @@ def check_duplicate_members(program: ir.Program, ctx: Context) -> None:
             for m in item.members:
                 if isinstance(m, ir.Slot):
                     if m.name.value in seen_slots:
-                        ctx.diagnostics.add("E011", f"slot `{m.name.value}` is declared twice in task `{item.name.value}`", m.name.span)
+                        ctx.diagnostics.add(
+                            "E011",
+                            f"slot `{m.name.value}` is declared twice in task `{item.name.value}`",
+                            m.name.span,
+                        )
                     seen_slots.setdefault(m.name.value, m)
                 elif isinstance(m, ir.Instruction):
                     if m.name.value in seen_instr:
-                        ctx.diagnostics.add("E012", f"instruction `{m.name.value}` is declared twice in task `{item.name.value}`", m.name.span)
+                        ctx.diagnostics.add(
+                            "E012",
+                            f"instruction `{m.name.value}` is declared twice"
+                            f" in task `{item.name.value}`",
+                            m.name.span,
+                        )
                     seen_instr.setdefault(m.name.value, m)
             members = tuple(task_props(item))
         elif isinstance(item, ir.MetaPrompt | ir.Bootstrap | ir.Sampling):
             members = item.members
         elif isinstance(item, ir.Plan):
             members = tuple(m for m in item.members if not isinstance(m, ir.Use))
-            for m in item.members:
-                if isinstance(m, ir.Filter):
-                    _report_repeats(m.members, ctx)
+            for pm in item.members:
+                if isinstance(pm, ir.Filter):
+                    _report_repeats(pm.members, ctx)
             uses = Counter(u.metaprompt.value for u in item.members if isinstance(u, ir.Use))
             for u in item.members:
                 if isinstance(u, ir.Use) and uses[u.metaprompt.value] > 1:
-                    ctx.diagnostics.add("E014", f"meta-prompt `{u.metaprompt.value}` is used twice in plan `{item.name.value}`", u.metaprompt.span)
+                    ctx.diagnostics.add(
+                        "E014",
+                        f"meta-prompt `{u.metaprompt.value}` is used twice"
+                        f" in plan `{item.name.value}`",
+                        u.metaprompt.span,
+                    )
                     uses[u.metaprompt.value] = 0
         elif isinstance(item, ir.Strategies):
             names: set[str] = set()
             for s in item.items:
                 if s.name.value in names:
-                    ctx.diagnostics.add("E014", f"strategy `{s.name.value}` is listed twice in `{item.name.value}`", s.name.span)
+                    ctx.diagnostics.add(
+                        "E014",
+                        f"strategy `{s.name.value}` is listed twice in `{item.name.value}`",
+                        s.name.span,
+                    )
                 names.add(s.name.value)
             continue
         else:
@@ -167,11 +189,20 @@ def check_duplicate_members(program: ir.Program, ctx: Context) -> None:
 
 
 _PROPERTY_WORDS = {
-    "PromptSystem": "system", "PromptUser": "user", "PromptDescription": "description",
-    "PromptStrategies": "strategies", "PromptCount": "count", "PromptTake": "take",
-    "TopP": "top_p", "MaxTokens": "max_tokens", "SamplingPlanRef": "plan",
-    "SamplingInstances": "instances", "RawShare": "raw_share", "PerTask": "per_task",
-    "LengthRatio": "length_ratio", "PlaceholderPolicy": "placeholders",
+    "PromptSystem": "system",
+    "PromptUser": "user",
+    "PromptDescription": "description",
+    "PromptStrategies": "strategies",
+    "PromptCount": "count",
+    "PromptTake": "take",
+    "TopP": "top_p",
+    "MaxTokens": "max_tokens",
+    "SamplingPlanRef": "plan",
+    "SamplingInstances": "instances",
+    "RawShare": "raw_share",
+    "PerTask": "per_task",
+    "LengthRatio": "length_ratio",
+    "PlaceholderPolicy": "placeholders",
 }
 
 
@@ -182,7 +213,9 @@ def _report_repeats(members: t.Iterable[object], ctx: Context) -> None:
         if key in seen:
             word = _PROPERTY_WORDS.get(key, key.lower())
             span = t.cast(t.Any, m).span
-            ctx.diagnostics.add("E014", f"`{word}` is given twice in this block", span, hint="remove one of them")
+            ctx.diagnostics.add(
+                "E014", f"`{word}` is given twice in this block", span, hint="remove one of them"
+            )
         seen.add(key)
 
 
@@ -193,7 +226,11 @@ def resolve_type(texpr: ir.TypeExpr, ctx: Context, _depth: int = 0) -> tuple[str
     depth = 0
     while base not in BUILTIN_TYPES and base in ctx.types and depth < 32:
         alias = ctx.types[base].type
-        base, is_list, optional = alias.base.value, is_list or alias.is_list, optional or alias.optional
+        base, is_list, optional = (
+            alias.base.value,
+            is_list or alias.is_list,
+            optional or alias.optional,
+        )
         depth += 1
     return base, is_list, optional
 
@@ -205,7 +242,11 @@ def check_types(program: ir.Program, ctx: Context) -> None:
         base = alias.type.base.value
         while base in ctx.types:
             if base in seen:
-                ctx.diagnostics.add("E026", f"type alias `{alias.name.value}` refers to itself", alias.type.base.span)
+                ctx.diagnostics.add(
+                    "E026",
+                    f"type alias `{alias.name.value}` refers to itself",
+                    alias.type.base.span,
+                )
                 break
             seen.add(base)
             base = ctx.types[base].type.base.value
@@ -218,26 +259,45 @@ def check_types(program: ir.Program, ctx: Context) -> None:
         for slot in task_slots(task):
             base, is_list, _ = resolve_type(slot.type, ctx)
             if base == "const" and slot.source is not None:
-                ctx.diagnostics.add("E024", f"const slot `{slot.name.value}` cannot take a value `from` a record", slot.source.span)
+                ctx.diagnostics.add(
+                    "E024",
+                    f"const slot `{slot.name.value}` cannot take a value `from` a record",
+                    slot.source.span,
+                )
             if slot.each is not None and not (is_list or base == "choices"):
-                ctx.diagnostics.add("E025", f"`each` formats list elements, but slot `{slot.name.value}` is not a list", slot.each.span, hint=f"declare it as `{slot.type.base.value}[]`")
+                ctx.diagnostics.add(
+                    "E025",
+                    f"`each` formats list elements, but slot `{slot.name.value}` is not a list",
+                    slot.each.span,
+                    hint=f"declare it as `{slot.type.base.value}[]`",
+                )
 
 
 def _check_type_expr(texpr: ir.TypeExpr, ctx: Context) -> None:
     name = texpr.base.value
     if name not in BUILTIN_TYPES and name not in ctx.types:
         ctx.diagnostics.add(
-            "E022", f"unknown slot type `{name}`", texpr.base.span,
-            hint=did_you_mean(name, [*BUILTIN_TYPES, *ctx.types]) or "built-in types are text, bbox, choices and const",
+            "E022",
+            f"unknown slot type `{name}`",
+            texpr.base.span,
+            hint=did_you_mean(name, [*BUILTIN_TYPES, *ctx.types])
+            or "built-in types are text, bbox, choices and const",
         )
         return
     if name not in BUILTIN_TYPES:
         return
     can_list, takes_sep, takes_prefix = BUILTIN_TYPES[name]
     if texpr.is_list and not can_list:
-        ctx.diagnostics.add("E023", f"`{name}` cannot be a list", texpr.base.span, hint="choices is already a list of options" if name == "choices" else None)
+        ctx.diagnostics.add(
+            "E023",
+            f"`{name}` cannot be a list",
+            texpr.base.span,
+            hint="choices is already a list of options" if name == "choices" else None,
+        )
     if texpr.sep is not None and not (takes_sep and (texpr.is_list or name == "choices")):
-        ctx.diagnostics.add("E023", f"`sep` applies to list and choices types, not `{name}`", texpr.sep.span)
+        ctx.diagnostics.add(
+            "E023", f"`sep` applies to list and choices types, not `{name}`", texpr.sep.span
+        )
     if texpr.prefix is not None and not takes_prefix:
         ctx.diagnostics.add("E023", f"`prefix` applies to choices, not `{name}`", texpr.prefix.span)
 
@@ -253,15 +313,24 @@ def check_instructions(program: ir.Program, ctx: Context) -> None:
         used: set[str] = set()
         instructions = task_instructions(task)
         if not instructions:
-            ctx.diagnostics.add("E035", f"task `{task.name.value}` has no instructions", task.name.span)
+            ctx.diagnostics.add(
+                "E035", f"task `{task.name.value}` has no instructions", task.name.span
+            )
         texts: dict[str, ir.Instruction] = {}
         for instr in instructions:
             text = _segments_text(instr)
             if not text.strip():
-                ctx.diagnostics.add("E030", f"instruction `{instr.name.value}` is empty", instr.span)
+                ctx.diagnostics.add(
+                    "E030", f"instruction `{instr.name.value}` is empty", instr.span
+                )
             elif text in texts and task_augmentable(task):
                 # Repeats only matter where paraphrases are judged against originals.
-                ctx.diagnostics.add("W034", f"instruction `{instr.name.value}` repeats instruction `{texts[text].name.value}` word for word", instr.name.span)
+                ctx.diagnostics.add(
+                    "W034",
+                    f"instruction `{instr.name.value}` repeats instruction"
+                    f" `{texts[text].name.value}` word for word",
+                    instr.name.span,
+                )
             texts.setdefault(text, instr)
             for seg in instr.segments:
                 for piece in seg.pieces:
@@ -269,30 +338,61 @@ def check_instructions(program: ir.Program, ctx: Context) -> None:
                         used.add(piece.name)
                         if piece.name not in slots:
                             ctx.diagnostics.add(
-                                "E020", f"undeclared slot `{piece.name}` in task `{task.name.value}`", piece.span,
-                                hint=did_you_mean(piece.name, slots) or f"declare it: `slot {piece.name}: text`",
+                                "E020",
+                                f"undeclared slot `{piece.name}` in task `{task.name.value}`",
+                                piece.span,
+                                hint=did_you_mean(piece.name, slots)
+                                or f"declare it: `slot {piece.name}: text`",
                             )
                     elif isinstance(piece, ir.BadBrace):
                         if piece.kind == "bad_name":
-                            ctx.diagnostics.add("E032", f"`{piece.text}` is not a placeholder: names are letters, digits and `_`", piece.span, hint=r"write literal braces as \{ and \}")
+                            ctx.diagnostics.add(
+                                "E032",
+                                f"`{piece.text}` is not a placeholder:"
+                                " names are letters, digits and `_`",
+                                piece.span,
+                                hint=r"write literal braces as \{ and \}",
+                            )
                         else:
-                            ctx.diagnostics.add("E031", f"stray `{piece.text}` in instruction `{instr.name.value}`", piece.span, hint=r"write a literal brace as \{ or \}")
+                            ctx.diagnostics.add(
+                                "E031",
+                                f"stray `{piece.text}` in instruction `{instr.name.value}`",
+                                piece.span,
+                                hint=r"write a literal brace as \{ or \}",
+                            )
             pins = [seg.pinned for seg in instr.segments]
             first_free = pins.index(False) if False in pins else len(pins)
             last_free = len(pins) - 1 - pins[::-1].index(False) if False in pins else -1
             for i, seg in enumerate(instr.segments):
                 if seg.pinned and first_free < i < last_free:
-                    ctx.diagnostics.add("E033", "a pinned segment may only start or end an instruction", seg.span, hint="pinned text is held out of the paraphrase and re-attached at the edge it came from")
+                    ctx.diagnostics.add(
+                        "E033",
+                        "a pinned segment may only start or end an instruction",
+                        seg.span,
+                        hint="pinned text is held out of the paraphrase"
+                        " and re-attached at the edge it came from",
+                    )
         for name, slot in slots.items():
             if name not in used:
-                ctx.diagnostics.add("W021", f"slot `{name}` is not used by any instruction of task `{task.name.value}`", slot.name.span)
+                ctx.diagnostics.add(
+                    "W021",
+                    f"slot `{name}` is not used by any instruction of task `{task.name.value}`",
+                    slot.name.span,
+                )
 
 
 def check_enums(program: ir.Program, ctx: Context) -> None:
     """Values of enumerated properties (E042)."""
+
     def check(name: ir.Name, allowed: tuple[str, ...], what: str) -> None:
         if name.value not in allowed:
-            ctx.diagnostics.add("E042", f"{what} must be {' or '.join(f'`{a}`' for a in allowed)}, not `{name.value}`", name.span, hint=did_you_mean(name.value, allowed))
+            ctx.diagnostics.add(
+                "E042",
+                f"{what} must be {' or '.join(f'`{a}`' for a in allowed)}, not `{name.value}`",
+                name.span,
+                hint=did_you_mean(name.value, allowed),
+            )
+
     for item in _items(program):
         if isinstance(item, ir.Task):
             for p in task_props(item):
@@ -310,7 +410,14 @@ def check_enums(program: ir.Program, ctx: Context) -> None:
                     check(s.value, SAMPLING_MODES, "mode")
 
 
-def _bound(ctx: Context, lit: ir.NumberLit | ir.IntLit, what: str, lo: float, hi: float, lo_open: bool = False) -> None:
+def _bound(
+    ctx: Context,
+    lit: ir.NumberLit | ir.IntLit,
+    what: str,
+    lo: float,
+    hi: float,
+    lo_open: bool = False,
+) -> None:
     v = lit.value
     if v < lo or v > hi or (lo_open and v == lo):
         lo_txt = f"greater than {lo:g}" if lo_open else f"at least {lo:g}"
@@ -327,7 +434,9 @@ def range_values(rng: ir.NumberRange) -> list[float]:
     if step <= 0 or hi < lo:
         return []
     count = int(round((hi - lo) / step + 1e-9)) + 1
-    decimals = max(len(x.text.split(".")[1]) if "." in x.text else 0 for x in (rng.low, rng.high, rng.step))
+    decimals = max(
+        len(x.text.split(".")[1]) if "." in x.text else 0 for x in (rng.low, rng.high, rng.step)
+    )
     return [round(lo + i * step, decimals + 2) for i in range(count) if lo + i * step <= hi + 1e-9]
 
 
@@ -343,11 +452,20 @@ def check_numbers(program: ir.Program, ctx: Context) -> None:
                     if isinstance(m.values, ir.NumberRange):
                         r = m.values
                         if r.step.value <= 0:
-                            ctx.diagnostics.add("E041", "the step of a range must be positive", r.step.span)
+                            ctx.diagnostics.add(
+                                "E041", "the step of a range must be positive", r.step.span
+                            )
                         elif r.high.value < r.low.value:
-                            ctx.diagnostics.add("E041", f"range {r.low.text}..{r.high.text} is empty: the low end is above the high end", r.span)
+                            ctx.diagnostics.add(
+                                "E041",
+                                f"range {r.low.text}..{r.high.text} is empty:"
+                                " the low end is above the high end",
+                                r.span,
+                            )
                         elif (r.high.value - r.low.value) / r.step.value > MAX_RANGE_VALUES:
-                            ctx.diagnostics.add("E041", f"range has more than {MAX_RANGE_VALUES} values", r.span)
+                            ctx.diagnostics.add(
+                                "E041", f"range has more than {MAX_RANGE_VALUES} values", r.span
+                            )
                         for lit in (r.low, r.high):
                             _bound(ctx, lit, "temperature", 0, 2)
                     else:
@@ -368,7 +486,11 @@ def check_numbers(program: ir.Program, ctx: Context) -> None:
                         if isinstance(f, ir.LengthRatio):
                             _bound(ctx, f.low, "the low length ratio", 0, inf)
                             if f.high.value <= f.low.value:
-                                ctx.diagnostics.add("E041", f"length ratio {f.low.text}..{f.high.text} is empty", f.span)
+                                ctx.diagnostics.add(
+                                    "E041",
+                                    f"length ratio {f.low.text}..{f.high.text} is empty",
+                                    f.span,
+                                )
                         elif isinstance(f, ir.Dedup):
                             _bound(ctx, f.value, "the dedup threshold", 0, 1)
         elif isinstance(item, ir.Sampling):
@@ -382,13 +504,22 @@ def check_numbers(program: ir.Program, ctx: Context) -> None:
         elif isinstance(item, ir.MetaPrompt | ir.Bootstrap):
             for pm in item.members:
                 if isinstance(pm, ir.PromptCount | ir.PromptTake):
-                    _bound(ctx, pm.value, "count" if isinstance(pm, ir.PromptCount) else "take", 1, 100)
+                    _bound(
+                        ctx, pm.value, "count" if isinstance(pm, ir.PromptCount) else "take", 1, 100
+                    )
 
 
 def check_references(program: ir.Program, ctx: Context) -> None:
     """Unknown names (E013) with hints; plan inheritance cycles (E052)."""
+
     def unknown(name: ir.Name, kind: str, table: t.Iterable[str]) -> None:
-        ctx.diagnostics.add("E013", f"unknown {kind} `{name.value}`", name.span, hint=did_you_mean(name.value, table))
+        ctx.diagnostics.add(
+            "E013",
+            f"unknown {kind} `{name.value}`",
+            name.span,
+            hint=did_you_mean(name.value, table),
+        )
+
     usable = {**ctx.metaprompts}
     for item in _items(program):
         if isinstance(item, ir.MetaPrompt):
@@ -416,7 +547,11 @@ def check_references(program: ir.Program, ctx: Context) -> None:
             nxt = cur.extends.value
             if nxt in seen:
                 if nxt == plan.name.value:
-                    ctx.diagnostics.add("E052", f"plan `{plan.name.value}` extends itself: {' -> '.join([*seen, nxt])}", plan.extends.span if plan.extends else plan.name.span)
+                    ctx.diagnostics.add(
+                        "E052",
+                        f"plan `{plan.name.value}` extends itself: {' -> '.join([*seen, nxt])}",
+                        plan.extends.span if plan.extends else plan.name.span,
+                    )
                 break
             seen.append(nxt)
             cur = ctx.plans[nxt]
@@ -443,11 +578,26 @@ def check_plans(program: ir.Program, ctx: Context) -> None:
                     if task is None:
                         continue
                     if task_split(task) == "test":
-                        ctx.diagnostics.add("E050", f"task `{n.value}` is held out (split test) and must never be augmented", n.span, hint="remove it from the plan; held-out tasks are for evaluation only")
+                        ctx.diagnostics.add(
+                            "E050",
+                            f"task `{n.value}` is held out (split test)"
+                            " and must never be augmented",
+                            n.span,
+                            hint="remove it from the plan; held-out tasks are for evaluation only",
+                        )
                     elif not task_augmentable(task):
-                        ctx.diagnostics.add("W051", f"task `{n.value}` is marked `augment false` and will be skipped", n.span)
+                        ctx.diagnostics.add(
+                            "W051",
+                            f"task `{n.value}` is marked `augment false` and will be skipped",
+                            n.span,
+                        )
         if not any(isinstance(m, ir.Use) for p in plan_chain(plan, ctx) for m in p.members):
-            ctx.diagnostics.add("E053", f"plan `{plan.name.value}` uses no meta-prompt", plan.name.span, hint="add `use NAME` for a declared meta-prompt")
+            ctx.diagnostics.add(
+                "E053",
+                f"plan `{plan.name.value}` uses no meta-prompt",
+                plan.name.span,
+                hint="add `use NAME` for a declared meta-prompt",
+            )
 
 
 def check_metaprompts(program: ir.Program, ctx: Context) -> None:
@@ -456,12 +606,21 @@ def check_metaprompts(program: ir.Program, ctx: Context) -> None:
         return  # importing jinja2 costs start-up time; only templates need it
     from .templating import template_problems
 
-    for item in [*ctx.metaprompts.values(), *ctx.bootstraps.values()]:
+    prompts: list[ir.MetaPrompt | ir.Bootstrap] = [
+        *ctx.metaprompts.values(),
+        *ctx.bootstraps.values(),
+    ]
+    for item in prompts:
         is_boot = isinstance(item, ir.Bootstrap)
         allowed = BOOTSTRAP_VARS if is_boot else METAPROMPT_VARS
         user = [m for m in item.members if isinstance(m, ir.PromptUser)]
         if not user:
-            ctx.diagnostics.add("E056", f"{'bootstrap prompt' if is_boot else 'meta-prompt'} `{item.name.value}` has no `user` message", item.name.span)
+            ctx.diagnostics.add(
+                "E056",
+                f"{'bootstrap prompt' if is_boot else 'meta-prompt'} `{item.name.value}`"
+                " has no `user` message",
+                item.name.span,
+            )
         referenced: set[str] = set()
         unparsed = False  # a broken template may well use the instruction
         for m in item.members:
@@ -474,11 +633,29 @@ def check_metaprompts(program: ir.Program, ctx: Context) -> None:
                 continue
             referenced |= variables
             for var in sorted(variables - allowed):
-                ctx.diagnostics.add("E055", f"unknown template variable `{var}`", m.template.span, hint=did_you_mean(var, allowed) or f"available: {', '.join(sorted(allowed))}")
+                ctx.diagnostics.add(
+                    "E055",
+                    f"unknown template variable `{var}`",
+                    m.template.span,
+                    hint=did_you_mean(var, allowed) or f"available: {', '.join(sorted(allowed))}",
+                )
         if not is_boot and user and not unparsed and "instruction" not in referenced:
-            ctx.diagnostics.add("E056", f"meta-prompt `{item.name.value}` never shows the model the instruction", item.name.span, hint="use {{ instruction }} in the user message")
-        if not is_boot and "strategy" in referenced and not any(isinstance(m, ir.PromptStrategies) for m in item.members):
-            ctx.diagnostics.add("E055", "`strategy` is only defined in a meta-prompt that names `strategies`", item.name.span)
+            ctx.diagnostics.add(
+                "E056",
+                f"meta-prompt `{item.name.value}` never shows the model the instruction",
+                item.name.span,
+                hint="use {{ instruction }} in the user message",
+            )
+        if (
+            not is_boot
+            and "strategy" in referenced
+            and not any(isinstance(m, ir.PromptStrategies) for m in item.members)
+        ):
+            ctx.diagnostics.add(
+                "E055",
+                "`strategy` is only defined in a meta-prompt that names `strategies`",
+                item.name.span,
+            )
 
 
 Pass = Callable[[ir.Program, Context], None]

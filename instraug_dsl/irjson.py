@@ -19,7 +19,9 @@ def to_data(node: object, *, spans: bool = True) -> t.Any:
         for f in dataclasses.fields(node):
             if f.name == "span" and not spans:
                 continue
-            if not spans and (f.name in ("raw", "comments") or (f.name == "path" and isinstance(node, ir.Module))):
+            if not spans and (
+                f.name in ("raw", "comments") or (f.name == "path" and isinstance(node, ir.Module))
+            ):
                 continue  # spelling, layout and file names: not part of the meaning
             out[f.name] = to_data(getattr(node, f.name), spans=spans)
         return out

@@ -102,7 +102,10 @@ def load(paths: Sequence[str | Path]) -> LoadResult:
                 )
                 continue
             if target in stack or target == real:
-                chain = " -> ".join(done.get(p, str(p)) for p in (*stack, real)) + f" -> {done.get(target, item.path.value)}"
+                chain = (
+                    " -> ".join(done.get(p, str(p)) for p in (*stack, real))
+                    + f" -> {done.get(target, item.path.value)}"
+                )
                 result.diagnostics.add("E061", f"import cycle: {chain}", item.path.span)
                 continue
             if not target.is_file():

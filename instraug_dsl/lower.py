@@ -41,14 +41,18 @@ class Lowering(Transformer[Token, t.Any]):
         start = t.cast(int, tok.start_pos)
         return self.source.span(start, start + len(tok.value))
 
-    def _unique_clauses(self, clauses: t.Iterable[tuple[str, t.Any]], what: str) -> dict[str, t.Any]:
+    def _unique_clauses(
+        self, clauses: t.Iterable[tuple[str, t.Any]], what: str
+    ) -> dict[str, t.Any]:
         # The IR keeps one value per clause, so a repeated clause is only
         # visible here: report it (E014) and keep the first.
         found: dict[str, t.Any] = {}
         for key, value in clauses:
             if key in found:
                 self.diagnostics.add(
-                    "E014", f"`{key}` is given twice in this {what}", value.span,
+                    "E014",
+                    f"`{key}` is given twice in this {what}",
+                    value.span,
                     hint="remove one of them",
                 )
                 continue
@@ -104,12 +108,19 @@ class Lowering(Transformer[Token, t.Any]):
     def opt_prefix(self, meta: t.Any, value: ir.StringLit) -> tuple[str, ir.StringLit]:
         return ("prefix", value)
 
-    def type_expr(self, meta: t.Any, base: tuple[ir.Name, ir.StringLit | None], *rest: t.Any) -> ir.TypeExpr:
+    def type_expr(
+        self, meta: t.Any, base: tuple[ir.Name, ir.StringLit | None], *rest: t.Any
+    ) -> ir.TypeExpr:
         is_list = any(isinstance(r, Token) and r.type == "LIST_SUFFIX" for r in rest)
         optional = any(isinstance(r, Token) and r.type == "OPTIONAL_MARK" for r in rest)
         opts = self._unique_clauses([r for r in rest if isinstance(r, tuple)], "type")
         return ir.TypeExpr(
-            base[0], is_list, optional, opts.get("sep"), opts.get("prefix"), base[1],
+            base[0],
+            is_list,
+            optional,
+            opts.get("sep"),
+            opts.get("prefix"),
+            base[1],
             self._span(meta),
         )
 
@@ -146,7 +157,11 @@ class Lowering(Transformer[Token, t.Any]):
     def slot_decl(self, meta: t.Any, name: ir.Name, texpr: ir.TypeExpr, *clauses: t.Any) -> ir.Slot:
         found = self._unique_clauses(clauses, "slot")
         return ir.Slot(
-            name, texpr, found.get("from"), found.get("each"), found.get("default"),
+            name,
+            texpr,
+            found.get("from"),
+            found.get("each"),
+            found.get("default"),
             self._span(meta),
         )
 
@@ -181,7 +196,9 @@ class Lowering(Transformer[Token, t.Any]):
         return ir.Segment(True, lit, _split_pieces(lit), self._span(meta))
 
     # -------------------------------------------------------- meta-prompts
-    def metaprompt_decl(self, meta: t.Any, name: ir.Name, *members: ir.PromptMember) -> ir.MetaPrompt:
+    def metaprompt_decl(
+        self, meta: t.Any, name: ir.Name, *members: ir.PromptMember
+    ) -> ir.MetaPrompt:
         return ir.MetaPrompt(name, members, self._span(meta))
 
     def strategies_decl(self, meta: t.Any, name: ir.Name, *items: ir.Strategy) -> ir.Strategies:

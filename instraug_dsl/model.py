@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ir
-from .check import Context, plan_chain, range_values, resolve_type, task_instructions, task_props, task_slots
+from .check import (
+    Context,
+    plan_chain,
+    range_values,
+    resolve_type,
+    task_instructions,
+    task_props,
+    task_slots,
+)
 
 #: The defaults of METHOD.md (the paper's single run).
 DEFAULT_MODEL = "embedded/qwen-0.5b"
@@ -197,19 +205,29 @@ def _slot(slot: ir.Slot, ctx: Context) -> SlotSpec:
     while texpr is not None:  # innermost alias options lose to outer ones
         sep = sep if sep is not None else (texpr.sep.value if texpr.sep else None)
         prefix = prefix if prefix is not None else (texpr.prefix.value if texpr.prefix else None)
-        const = const if const is not None else (texpr.const_value.value if texpr.const_value else None)
+        const = (
+            const if const is not None else (texpr.const_value.value if texpr.const_value else None)
+        )
         alias = ctx.types.get(texpr.base.value)
         texpr = alias.type if alias is not None and texpr.base.value != "const" else None
     if base == "choices":
         default_prefix = DEFAULT_CHOICES_PREFIX
     else:
         default_prefix = ""
-    source = None if base == "const" else (_path(slot.source) if slot.source else (slot.name.value,))
+    source = (
+        None if base == "const" else (_path(slot.source) if slot.source else (slot.name.value,))
+    )
     return SlotSpec(
-        slot.name.value, base, is_list, optional,
+        slot.name.value,
+        base,
+        is_list,
+        optional,
         sep if sep is not None else DEFAULT_SEP,
         prefix if prefix is not None else default_prefix,
-        const, source, slot.each, slot.default.value if slot.default else None,
+        const,
+        source,
+        slot.each,
+        slot.default.value if slot.default else None,
     )
 
 
@@ -250,7 +268,9 @@ def _task(task: ir.Task, ctx: Context) -> TaskSpec:
         condition=meta.get("Condition"),  # type: ignore[arg-type]
         target=meta.get("Target", ("target",)),  # type: ignore[arg-type]
         slots=tuple(_slot(s, ctx) for s in task_slots(task)),
-        instructions=tuple(_instruction(name, i, ins) for i, ins in enumerate(task_instructions(task))),
+        instructions=tuple(
+            _instruction(name, i, ins) for i, ins in enumerate(task_instructions(task))
+        ),
     )
 
 
@@ -281,14 +301,22 @@ def _plan(plan: ir.Plan, ctx: Context) -> PlanSpec:
                     found["temperatures"] = tuple(v.value for v in vals)
                 case ir.TopP(value=v):
                     found["top_p"] = v.value
-                case ir.MaxTokens(value=i) | ir.Seed(value=i) | ir.Iterations(value=i) | ir.Attempts(value=i):
+                case (
+                    ir.MaxTokens(value=i)
+                    | ir.Seed(value=i)
+                    | ir.Iterations(value=i)
+                    | ir.Attempts(value=i)
+                ):
                     found[type(m).__name__] = i.value
                 case ir.Model(value=s):
                     found["model"] = s.value
                 case ir.Tasks(selector=ir.SelectAll()):
                     found["task_names"], found["task_category"] = None, None
                 case ir.Tasks(selector=ir.SelectNames(names=names)):
-                    found["task_names"], found["task_category"] = tuple(n.value for n in names), None
+                    found["task_names"], found["task_category"] = (
+                        tuple(n.value for n in names),
+                        None,
+                    )
                 case ir.Tasks(selector=ir.SelectCategory(category=c)):
                     found["task_names"], found["task_category"] = None, c.value
                 case ir.Filter(members=fms):
@@ -296,10 +324,10 @@ def _plan(plan: ir.Plan, ctx: Context) -> PlanSpec:
                         match f:
                             case ir.LengthRatio(low=lo, high=hi):
                                 found["length_ratio"] = (lo.value, hi.value)
-                            case ir.PlaceholderPolicy(value=v):
-                                found["placeholder_policy"] = v.value
-                            case ir.Dedup(value=v):
-                                found["dedup"] = v.value
+                            case ir.PlaceholderPolicy(value=policy):
+                                found["placeholder_policy"] = policy.value
+                            case ir.Dedup(value=threshold):
+                                found["dedup"] = threshold.value
     return PlanSpec(
         name=plan.name.value,
         uses=tuple(uses.items()),

@@ -235,7 +235,8 @@ def _syntax_diagnostic(source: SourceFile, err: UnexpectedInput, diags: Diagnost
                 "E002",
                 "unterminated string",
                 source.span(pos, end),
-                hint='close it with `"` on the same line, or use """...""" for text over several lines',
+                hint='close it with `"` on the same line,'
+                ' or use """...""" for text over several lines',
             )
             return
         diags.add("E004", f"unexpected character `{ch}`", source.span(pos, pos + 1))

@@ -145,9 +145,7 @@ def split_template(lit: StringLit) -> tuple[Piece, ...]:
             i += 1
             continue
         j = i + 1
-        while j < len(chars) and not (
-            not chars[j].escaped and chars[j].ch in "{}\n"
-        ):
+        while j < len(chars) and not (not chars[j].escaped and chars[j].ch in "{}\n"):
             j += 1
         if j < len(chars) and chars[j].ch == "}" and not chars[j].escaped:
             name = "".join(ch.ch for ch in chars[i + 1 : j])

@@ -26,6 +26,10 @@ def _check_or_exit(paths: list[Path], fmt: str = "text"):  # type: ignore[no-unt
     return result
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
 @app.command("check")
 def check_cmd(paths: PathsArg, format: FormatOpt = "text") -> None:
     """Parse and check `.iat` files; exit 1 if there is any error."""
@@ -36,7 +40,10 @@ def check_cmd(paths: PathsArg, format: FormatOpt = "text") -> None:
     warnings = len(result.diagnostics) - errors
     if format == "text":
         files = len(result.sources)
-        summary = f"checked {files} file{'s' * (files != 1)}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        summary = (
+            f"checked {_plural(files, 'file')}: {_plural(errors, 'error')},"
+            f" {_plural(warnings, 'warning')}"
+        )
         typer.echo(summary, err=bool(errors))
     raise typer.Exit(exitcodes.DIAGNOSTICS if errors else exitcodes.OK)
 
@@ -65,5 +72,3 @@ def parse_cmd(
             typer.echo(render(d, src.text if src else None), err=True)
         raise typer.Exit(exitcodes.DIAGNOSTICS)
     typer.echo(program_json(loaded.program, spans=spans))
-
-
