@@ -7,7 +7,6 @@ braces) standing in for the compiler's.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import warnings
 
@@ -27,7 +26,7 @@ def warm_up_litellm() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         llm.ensure_providers_registered()
-        asyncio.run(llm.acomplete(llm.LLMCall(
+        llm.run_async(llm.acomplete(llm.LLMCall(
             model="offline/echo", messages=({"role": "user", "content": "warm up"},),
             temperature=0.0, top_p=1.0, max_tokens=8, seed=0, timeout=30.0)))
 

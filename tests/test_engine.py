@@ -18,6 +18,7 @@ from fakeserver import HTTP_FAULTS, FakeServer
 
 from instraug_dsl.compile.types import Reason, Verdict
 from instraug_dsl.errors import ProviderError
+from instraug_dsl.runtime import llm
 from instraug_dsl.runtime.cache import CallCache, call_key
 from instraug_dsl.runtime.engine import (
     Engine,
@@ -36,7 +37,7 @@ def run_engine(tmp_path: Path, requests: list, *, attempts: int = 3, fresh: bool
     cfg = EngineConfig(**{"backoff_base": 0.01, "backoff_max": 0.2, "timeout": 2.0, **config})
     with CallCache(tmp_path / "cache.sqlite", fresh=fresh) as cache:
         engine = Engine(cfg, cache, evaluate, attempts=attempts)
-        outcomes = asyncio.run(engine.run(requests))
+        outcomes = llm.run_async(engine.run(requests))
     return outcomes, engine
 
 

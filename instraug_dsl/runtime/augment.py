@@ -14,7 +14,6 @@ as an uninterrupted run.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import platform
 import time
@@ -28,7 +27,7 @@ from ..compile import Compiled
 from ..compile.types import Request
 from ..errors import IatRuntimeError
 from ..model import Catalog, PlanSpec
-from . import compiler_api
+from . import compiler_api, llm
 from .cache import CallCache, call_key
 from .engine import Engine, EngineConfig, attempt_seed
 from .estimate import Estimate, estimate_requests
@@ -174,7 +173,7 @@ def run_augment(catalog: Catalog, run_dir: Path, options: AugmentOptions,
         engine = Engine(options.engine, cache, validators.evaluator(),
                         attempts=prepared.plan.attempts, progress=shown)
         try:
-            outcomes = asyncio.run(_rounds(prepared, engine, validators, run_dir))
+            outcomes = llm.run_async(_rounds(prepared, engine, validators, run_dir))
         finally:
             shown.stop()
         summary = _write_outputs(prepared, options, run_dir, outcomes, engine, estimate,

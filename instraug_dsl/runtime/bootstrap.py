@@ -10,7 +10,6 @@ re-running with the same prompt, model and settings reuses it instead of asking 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import json
@@ -110,7 +109,7 @@ def bootstrap(
         call = llm.LLMCall(model=model, messages=messages, temperature=temperature, top_p=top_p,
                            max_tokens=max_tokens, seed=seed, timeout=cfg.timeout,
                            api_base=cfg.api_base, api_key=cfg.api_key)
-        result = asyncio.run(complete_with_retries(call, cfg))
+        result = llm.run_async(complete_with_retries(call, cfg))
         answer = result.text
         out.parent.mkdir(parents=True, exist_ok=True)
         write_json(raw_path, {"key": key, "model": model, "prompt": prompt,

@@ -15,11 +15,14 @@ import math
 import os
 import re
 import socket
+import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
 
 Kind = Literal["rate_limit", "transient", "timeout", "fatal"]
 
@@ -194,6 +197,32 @@ def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> flo
         return float(prompt_cost) + float(completion_cost)
     except Exception:  # unknown model: litellm raises; we simply don't know its price
         return 0.0
+
+
+async def ashutdown() -> None:
+    """Stop litellm's background logging worker before the event loop closes.
+
+    litellm starts a worker task on the running loop at the first call; if
+    the loop closes with it pending, Python reports a never-awaited
+    coroutine at exit.  Call this last inside every ``asyncio.run``.
+    """
+    if "litellm" not in sys.modules:
+        return
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+    await GLOBAL_LOGGING_WORKER.stop(timeout=2.0)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` that also shuts litellm's logging worker down cleanly."""
+
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            await ashutdown()
+
+    return asyncio.run(main())
 
 
 async def aprepare(model: str) -> None:
