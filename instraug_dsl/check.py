@@ -523,6 +523,8 @@ def check_references(program: ir.Program, ctx: Context) -> None:
     usable = {**ctx.metaprompts}
     for item in _items(program):
         if isinstance(item, ir.MetaPrompt):
+            if item.extends is not None and item.extends.value not in ctx.metaprompts:
+                unknown(item.extends, "meta-prompt", ctx.metaprompts)
             for pm in item.members:
                 if isinstance(pm, ir.PromptStrategies) and pm.name.value not in ctx.strategies:
                     unknown(pm.name, "strategy list", ctx.strategies)
@@ -540,32 +542,57 @@ def check_references(program: ir.Program, ctx: Context) -> None:
             for s in item.members:
                 if isinstance(s, ir.SamplingPlanRef) and s.name.value not in ctx.plans:
                     unknown(s.name, "plan", ctx.plans)
-    for plan in ctx.plans.values():
-        seen = [plan.name.value]
-        cur = plan
-        while cur.extends is not None and cur.extends.value in ctx.plans:
-            nxt = cur.extends.value
-            if nxt in seen:
-                if nxt == plan.name.value:
-                    ctx.diagnostics.add(
-                        "E052",
-                        f"plan `{plan.name.value}` extends itself: {' -> '.join([*seen, nxt])}",
-                        plan.extends.span if plan.extends else plan.name.span,
-                    )
-                break
-            seen.append(nxt)
-            cur = ctx.plans[nxt]
+    tables: list[tuple[str, dict[str, ir.Plan] | dict[str, ir.MetaPrompt]]] = [
+        ("plan", ctx.plans),
+        ("meta-prompt", ctx.metaprompts),
+    ]
+    for kind, table in tables:
+        for decl in table.values():
+            seen = [decl.name.value]
+            cur: ir.Plan | ir.MetaPrompt = decl
+            while cur.extends is not None and cur.extends.value in table:
+                nxt = cur.extends.value
+                if nxt in seen:
+                    if nxt == decl.name.value:
+                        ctx.diagnostics.add(
+                            "E052",
+                            f"{kind} `{decl.name.value}` extends itself:"
+                            f" {' -> '.join([*seen, nxt])}",
+                            decl.extends.span if decl.extends else decl.name.span,
+                        )
+                    break
+                seen.append(nxt)
+                cur = table[nxt]
 
 
-def plan_chain(plan: ir.Plan, ctx: Context) -> list[ir.Plan]:
-    """The plan and its ancestors, most derived first (cycles cut)."""
-    chain = [plan]
-    while chain[-1].extends is not None and chain[-1].extends.value in ctx.plans:
-        parent = ctx.plans[chain[-1].extends.value]
+Inheriting = t.TypeVar("Inheriting", ir.Plan, ir.MetaPrompt)
+
+
+def inheritance_chain(decl: Inheriting, table: t.Mapping[str, Inheriting]) -> list[Inheriting]:
+    """The declaration and its ancestors, most derived first (cycles cut)."""
+    chain = [decl]
+    while chain[-1].extends is not None and chain[-1].extends.value in table:
+        parent = table[chain[-1].extends.value]
         if parent in chain:
             break
         chain.append(parent)
     return chain
+
+
+def prompt_members(mp: ir.MetaPrompt, ctx: Context) -> list[ir.PromptMember]:
+    """A meta-prompt's effective members: its own, then inherited ones it does not set."""
+    members: list[ir.PromptMember] = []
+    kinds: set[type] = set()
+    for decl in inheritance_chain(mp, ctx.metaprompts):
+        own = [m for m in decl.members if type(m) not in kinds]
+        members.extend(own)
+        kinds.update(type(m) for m in own)
+    return members
+
+
+def plan_chain(plan: ir.Plan, ctx: Context) -> list[ir.Plan]:
+    """The plan and its ancestors, most derived first (cycles cut)."""
+    return inheritance_chain(plan, ctx.plans)
 
 
 def check_plans(program: ir.Program, ctx: Context) -> None:
@@ -613,7 +640,10 @@ def check_metaprompts(program: ir.Program, ctx: Context) -> None:
     for item in prompts:
         is_boot = isinstance(item, ir.Bootstrap)
         allowed = BOOTSTRAP_VARS if is_boot else METAPROMPT_VARS
-        user = [m for m in item.members if isinstance(m, ir.PromptUser)]
+        # Inherited members count for what the prompt contains; template
+        # errors are reported once, where the template is written.
+        effective = prompt_members(item, ctx) if isinstance(item, ir.MetaPrompt) else item.members
+        user = [m for m in effective if isinstance(m, ir.PromptUser)]
         if not user:
             ctx.diagnostics.add(
                 "E056",
@@ -623,16 +653,18 @@ def check_metaprompts(program: ir.Program, ctx: Context) -> None:
             )
         referenced: set[str] = set()
         unparsed = False  # a broken template may well use the instruction
-        for m in item.members:
+        for m in effective:
             if not isinstance(m, ir.PromptSystem | ir.PromptUser):
                 continue
+            own = m in item.members
             problem, variables = template_problems(m.template.value)
             if problem is not None:
-                ctx.diagnostics.add("E054", f"invalid template: {problem}", m.template.span)
+                if own:
+                    ctx.diagnostics.add("E054", f"invalid template: {problem}", m.template.span)
                 unparsed = True
                 continue
             referenced |= variables
-            for var in sorted(variables - allowed):
+            for var in sorted(variables - allowed) if own else ():
                 ctx.diagnostics.add(
                     "E055",
                     f"unknown template variable `{var}`",
@@ -649,7 +681,7 @@ def check_metaprompts(program: ir.Program, ctx: Context) -> None:
         if (
             not is_boot
             and "strategy" in referenced
-            and not any(isinstance(m, ir.PromptStrategies) for m in item.members)
+            and not any(isinstance(m, ir.PromptStrategies) for m in effective)
         ):
             ctx.diagnostics.add(
                 "E055",

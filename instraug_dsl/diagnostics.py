@@ -61,7 +61,7 @@ CODES: Mapping[str, str] = {
     # plans and meta-prompts
     "E050": "held-out task in an augmentation plan",
     "W051": "task cannot be augmented",
-    "E052": "plan inheritance cycle",
+    "E052": "inheritance cycle",
     "E053": "plan uses no meta-prompt",
     "E054": "invalid meta-prompt template",
     "E055": "unknown meta-prompt variable",

@@ -209,9 +209,12 @@ class _Formatter:
                 return self._leaf(item, f"type {n.value} = {type_expr(texpr)}")
             case ir.Task(name=n, members=ms):
                 return self._block(item, f"task {n.value}", n.span.end, ms, self.task_member)
-            case ir.MetaPrompt(name=n, members=ms) | ir.Bootstrap(name=n, members=ms):
-                kind = "metaprompt" if isinstance(item, ir.MetaPrompt) else "bootstrap"
-                return self._block(item, f"{kind} {n.value}", n.span.end, ms, self.prompt_member)
+            case ir.MetaPrompt(name=n, extends=base, members=ms):
+                header = f"metaprompt {n.value}" + (f" extends {base.value}" if base else "")
+                end = (base or n).span.end
+                return self._block(item, header, end, ms, self.prompt_member)
+            case ir.Bootstrap(name=n, members=ms):
+                return self._block(item, f"bootstrap {n.value}", n.span.end, ms, self.prompt_member)
             case ir.Strategies(name=n, items=strats):
                 return self._block(item, f"strategies {n.value}", n.span.end, strats, self.strategy)
             case ir.Plan(name=n, extends=base, members=ms):

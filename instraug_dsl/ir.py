@@ -344,9 +344,13 @@ PromptMember = (
 
 @dataclass(frozen=True, slots=True)
 class MetaPrompt:
-    """``metaprompt name { ... }``: direct, or guided when it names strategies."""
+    """``metaprompt name [extends base] { ... }``: direct, or guided when it names strategies.
+
+    With ``extends``, members not given here are taken from ``base``.
+    """
 
     name: Name
+    extends: Name | None
     members: tuple[PromptMember, ...]
     span: Span
 

@@ -196,10 +196,10 @@ class Lowering(Transformer[Token, t.Any]):
         return ir.Segment(True, lit, _split_pieces(lit), self._span(meta))
 
     # -------------------------------------------------------- meta-prompts
-    def metaprompt_decl(
-        self, meta: t.Any, name: ir.Name, *members: ir.PromptMember
-    ) -> ir.MetaPrompt:
-        return ir.MetaPrompt(name, members, self._span(meta))
+    def metaprompt_decl(self, meta: t.Any, name: ir.Name, *rest: t.Any) -> ir.MetaPrompt:
+        extends = rest[0] if rest and isinstance(rest[0], ir.Name) else None
+        members = rest[1:] if extends is not None else rest
+        return ir.MetaPrompt(name, extends, members, self._span(meta))
 
     def strategies_decl(self, meta: t.Any, name: ir.Name, *items: ir.Strategy) -> ir.Strategies:
         return ir.Strategies(name, items, self._span(meta))

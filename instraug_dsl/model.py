@@ -14,6 +14,7 @@ from . import ir
 from .check import (
     Context,
     plan_chain,
+    prompt_members,
     range_values,
     resolve_type,
     task_instructions,
@@ -275,9 +276,10 @@ def _task(task: ir.Task, ctx: Context) -> TaskSpec:
 
 
 def _metaprompts(mp: ir.MetaPrompt, ctx: Context) -> tuple[MetaPromptSpec, ...]:
-    system = next((m.template.value for m in mp.members if isinstance(m, ir.PromptSystem)), None)
-    user = next((m.template.value for m in mp.members if isinstance(m, ir.PromptUser)), "")
-    strat = next((m.name.value for m in mp.members if isinstance(m, ir.PromptStrategies)), None)
+    members = prompt_members(mp, ctx)
+    system = next((m.template.value for m in members if isinstance(m, ir.PromptSystem)), None)
+    user = next((m.template.value for m in members if isinstance(m, ir.PromptUser)), "")
+    strat = next((m.name.value for m in members if isinstance(m, ir.PromptStrategies)), None)
     name = mp.name.value
     if strat is None:
         return (MetaPromptSpec(name, name, system, user, None),)
