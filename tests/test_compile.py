@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from instraug_dsl import exitcodes
+from instraug_dsl import exitcodes, ir
 from instraug_dsl.compile import (
+    FAMILIES,
+    PREFERENCE,
     REASONS,
     Compiled,
     Request,
@@ -28,6 +30,7 @@ from instraug_dsl.compile import (
     validate,
 )
 from instraug_dsl.errors import IatCompileError
+from instraug_dsl.source import BUILTIN
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "templates" / "multiinstruct"
@@ -52,9 +55,17 @@ plan it extends p { iterations 1 }
 """
 
 
+# The rule tests spell tokens as ⟦n⟧: they pin that family (whatever the default is).
+BRACKETS = ("white_bracket", "brace_alpha")
+
+
+def _compile_small(src: str = SMALL, plan: str = "p") -> Compiled:
+    return compile_text_plan(src, plan, preference=BRACKETS)
+
+
 @pytest.fixture(scope="module")
 def small() -> Compiled:
-    return compile_text_plan(SMALL, "p")
+    return _compile_small()
 
 
 def _req(compiled: Compiled, instruction: str) -> Request:
@@ -125,7 +136,7 @@ def test_request_seeds_and_ids_are_distinct_per_sample(small: Compiled) -> None:
     )  # 4 instructions x (2 direct + 2 guided) x 2 temps
     assert len({r.id for r in small.requests}) == len(small.requests)
     assert len({r.seed for r in small.requests}) == len(small.requests)
-    again = compile_text_plan(SMALL, "p")
+    again = _compile_small()
     assert [r.id for r in again.requests] == [r.id for r in small.requests]
 
 
@@ -218,7 +229,7 @@ def test_choices_slot_ending_the_body_must_stay_at_the_end(small: Compiled) -> N
 
 def test_exact_policy_pins_the_token_order() -> None:
     src = SMALL.replace("seed 3 }", "seed 3  filter { placeholders exact } }")
-    compiled = compile_text_plan(src, "p")
+    compiled = _compile_small(src)
     spec = _spec(compiled, "t/i0")
     assert spec.ordered
     assert validate(spec, "Examine ⟦1⟧ and then answer ⟦2⟧.").accepted
@@ -229,7 +240,7 @@ def test_exact_policy_pins_the_token_order() -> None:
 
 def test_length_bounds_come_from_the_plan() -> None:
     src = SMALL.replace("seed 3 }", "seed 3  filter { length_ratio 0.5..1.5 } }")
-    spec = _spec(compile_text_plan(src, "p"), "t/i2")
+    spec = _spec(_compile_small(src), "t/i2")
     assert spec.length_ratio == (0.5, 1.5)
     assert [r.code for r in validate(spec, "Answer ⟦2⟧ ⟦1⟧.").reasons] == ["length_ratio"]
 
@@ -321,7 +332,7 @@ def test_offline_rules_provider_round_trip(small: Compiled) -> None:
 
 
 def test_derive_requests_for_the_iterative_round() -> None:
-    compiled = compile_text_plan(SMALL, "it")
+    compiled = _compile_small(SMALL, "it")
     req = _req(compiled, "t/i1")
     verdict = validate(
         req, "Locate ⟦1⟧; after checking ⟦1⟧ once more, respond to ⟦2⟧.", validators=compiled
@@ -355,16 +366,22 @@ def test_derive_requests_for_the_iterative_round() -> None:
 
 
 def test_mask_and_unmask_public_api() -> None:
-    masked = mask("Use {a} then {b} then {a}.")
-    assert masked.protected == "Use ⟦1⟧ then ⟦2⟧ then ⟦1⟧." and dict(masked.counts) == {
-        "⟦1⟧": 2,
-        "⟦2⟧": 1,
-    }
+    masked = mask("Use {a} then {b} then {a}.", "white_bracket")
+    assert masked.protected == "Use ⟦1⟧ then ⟦2⟧ then ⟦1⟧."
+    assert dict(masked.counts) == {"⟦1⟧": 2, "⟦2⟧": 1}
     assert unmask(masked.protected, masked) == "Use {a} then {b} then {a}."
-    assert mask("Text with ⟦x⟧ and {a}").protected == "Text with ⟦x⟧ and {A}"
     assert mask("{a}", "double_square").protected == "[[SLOT_1]]"
     with pytest.raises(IatCompileError):
         mask("x [[y]] {a}", "double_square")
+
+
+def test_text_containing_the_default_delimiters_gets_the_next_family() -> None:
+    first, second = (FAMILIES[n] for n in PREFERENCE[:2])
+    text = ir.TextPiece(f"Text with {first.open}x{first.close} and ", BUILTIN)
+    masked = mask([text, ir.SlotRef("a", BUILTIN)])
+    assert masked.family == second.name
+    assert masked.protected == text.text + second.token(1)
+    assert mask("Plain {a}").family == PREFERENCE[0]
 
 
 def test_bootstrap_helpers() -> None:

@@ -38,7 +38,10 @@ def test_grammar_constrained_replies_pass_the_structural_rules() -> None:
         grammar = llama_cpp.LlamaGrammar.from_string(spec.gbnf, verbose=False)
         out = llm.create_chat_completion(
             messages=[{"role": m.role, "content": m.content} for m in req.messages],
-            grammar=grammar, temperature=req.temperature, top_p=req.top_p, seed=req.seed,
+            grammar=grammar,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            seed=req.seed,
             max_tokens=96,
         )
         choice = out["choices"][0]

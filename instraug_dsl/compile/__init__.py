@@ -10,9 +10,9 @@ Staged API (load → check → compile → run/validate)::
     ... '''
     >>> compiled = compile_text_plan(src, "p")
     >>> [r.protected for r in compiled.requests]
-    ['Answer the question ⟦1⟧ briefly.', 'Answer the question ⟦1⟧ briefly.']
+    ['Answer the question {A} briefly.', 'Answer the question {A} briefly.']
     >>> req = compiled.requests[0]
-    >>> verdict, = evaluate_reply(req, compiled.validator_for(req), '["Briefly answer ⟦1⟧."]')
+    >>> verdict, = evaluate_reply(req, compiled.validator_for(req), '["Briefly answer {A}."]')
     >>> verdict.accepted, verdict.restored
     (True, 'Briefly answer {q}.')
 """
@@ -68,28 +68,31 @@ __all__ = [
 ]
 
 
-def compile_paths(paths: Sequence[str | Path], plan: str) -> Compiled:
+def compile_paths(
+    paths: Sequence[str | Path], plan: str, *, preference: Sequence[str] = PREFERENCE
+) -> Compiled:
     """Load, check and compile in one call; raises :class:`IatCheckError` on errors."""
     from ..api import check
 
     result = check(paths)
     catalog = result.raise_for_errors()
-    return compile_plan(catalog, plan, sources={p: s.text for p, s in result.sources.items()})
+    sources = {p: s.text for p, s in result.sources.items()}
+    return compile_plan(catalog, plan, sources=sources, preference=preference)
 
 
-def compile_text_plan(text: str, plan: str) -> Compiled:
+def compile_text_plan(text: str, plan: str, *, preference: Sequence[str] = PREFERENCE) -> Compiled:
     """Compile one in-memory source (tests, notebooks)."""
     from ..api import check_text
 
     catalog = check_text(text).raise_for_errors()
-    return compile_plan(catalog, plan, sources={"<string>": text})
+    return compile_plan(catalog, plan, sources={"<string>": text}, preference=preference)
 
 
 def mask(template: str | Sequence[ir.Piece], family: str | TokenFamily | None = None) -> Masked:
     """Protect a ``{slot}`` template (or pieces): one token per distinct slot.
 
     >>> mask("Find {region}, then {region} and {question}").protected
-    'Find ⟦1⟧, then ⟦1⟧ and ⟦2⟧'
+    'Find {A}, then {A} and {B}'
     """
     pieces = template_pieces(template) if isinstance(template, str) else tuple(template)
     fam = FAMILIES[family] if isinstance(family, str) else family

@@ -1,7 +1,7 @@
 """Placeholder protection: opaque tokens for slots, and the way back.
 
 Every *distinct* slot of an instruction body gets one token of a token
-family (``⟦1⟧``, ``⟦2⟧``, ... for the default family), numbered in order of
+family (``{A}``, ``{B}``, ... for the default family), numbered in order of
 first occurrence, so a slot used twice is one token used twice and is
 restored at both places (the reference code numbered occurrences and lost
 repeated placeholders).  Families are unbounded (numbers or A..Z, AA, ...).
@@ -102,7 +102,7 @@ FAMILIES: dict[str, TokenFamily] = {
 #: then single-character fallbacks for text that contains the preferred markers.
 #: Only single-character families are used, so that the exported regex and
 #: grammar describe the validator exactly (see export.py).
-PREFERENCE: tuple[str, ...] = ("white_bracket", "brace_alpha", "white_tortoise", "corner")
+PREFERENCE: tuple[str, ...] = ("brace_alpha", "white_bracket", "white_tortoise", "corner")
 
 
 @dataclass(frozen=True, slots=True)
