@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import ir
 from .check import Context, check_program
-from .diagnostics import Diagnostic, Diagnostics, render
+from .diagnostics import Diagnostic, Diagnostics, render_all
 from .errors import IatCheckError
 from .loader import LoadResult, load, load_text
 from .model import Catalog, resolve
@@ -38,11 +38,7 @@ class CheckResult:
 
     def render(self) -> str:
         """Every diagnostic rendered with its source excerpt."""
-        out = []
-        for d in self.diagnostics:
-            src = self.sources.get(d.span.path)
-            out.append(render(d, src.text if src else None))
-        return "\n".join(out)
+        return render_all(self.diagnostics, self.sources)
 
     def raise_for_errors(self) -> Catalog:
         """Return the catalog, or raise :class:`IatCheckError` with every error."""

@@ -53,6 +53,14 @@ def _items(program: ir.Program) -> Iterator[ir.Item]:
         yield from module.items
 
 
+D = t.TypeVar("D", ir.Task, ir.Plan, ir.MetaPrompt)
+
+
+def all_of(program: ir.Program, kind: type[D]) -> list[D]:
+    """Every declaration of one kind, duplicates included, so each body is checked."""
+    return [item for item in _items(program) if isinstance(item, kind)]
+
+
 def task_props(task: ir.Task) -> Iterator[ir.TaskProp]:
     """The metadata members of a task (not slots or instructions)."""
     for m in task.members:
@@ -251,11 +259,11 @@ def check_types(program: ir.Program, ctx: Context) -> None:
             seen.add(base)
             base = ctx.types[base].type.base.value
     exprs: list[ir.TypeExpr] = [a.type for a in ctx.types.values()]
-    for task in ctx.tasks.values():
+    for task in all_of(program, ir.Task):
         exprs.extend(s.type for s in task_slots(task))
     for texpr in exprs:
         _check_type_expr(texpr, ctx)
-    for task in ctx.tasks.values():
+    for task in all_of(program, ir.Task):
         for slot in task_slots(task):
             base, is_list, _ = resolve_type(slot.type, ctx)
             if base == "const" and slot.source is not None:
@@ -308,7 +316,7 @@ def _segments_text(instr: ir.Instruction) -> str:
 
 def check_instructions(program: ir.Program, ctx: Context) -> None:
     """Placeholders (E020, W021, E031, E032), emptiness (E030, E035), pins (E033), W034."""
-    for task in ctx.tasks.values():
+    for task in all_of(program, ir.Task):
         slots = {s.name.value: s for s in task_slots(task)}
         used: set[str] = set()
         instructions = task_instructions(task)
@@ -597,7 +605,7 @@ def plan_chain(plan: ir.Plan, ctx: Context) -> list[ir.Plan]:
 
 def check_plans(program: ir.Program, ctx: Context) -> None:
     """Held-out tasks (E050), non-augmentable tasks (W051), no meta-prompt (E053)."""
-    for plan in ctx.plans.values():
+    for plan in all_of(program, ir.Plan):
         for m in plan.members:
             if isinstance(m, ir.Tasks) and isinstance(m.selector, ir.SelectNames):
                 for n in m.selector.names:
@@ -634,7 +642,7 @@ def check_metaprompts(program: ir.Program, ctx: Context) -> None:
     from .templating import template_problems
 
     prompts: list[ir.MetaPrompt | ir.Bootstrap] = [
-        *ctx.metaprompts.values(),
+        *all_of(program, ir.MetaPrompt),
         *ctx.bootstraps.values(),
     ]
     for item in prompts:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import typing as t
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -164,3 +165,17 @@ def render(diag: Diagnostic, source_text: str | None) -> str:
         pad = " " * len(str(span.line)) if len(lines) > 1 else " "
         lines.append(f"{pad} = hint: {diag.hint}")
     return "\n".join(lines)
+
+
+class _HasText(t.Protocol):
+    @property
+    def text(self) -> str: ...
+
+
+def render_all(diagnostics: Iterable[Diagnostic], sources: Mapping[str, _HasText]) -> str:
+    """Render several diagnostics, each with the excerpt of its own file."""
+    parts = []
+    for diag in diagnostics:
+        src = sources.get(diag.span.path)
+        parts.append(render(diag, src.text if src is not None else None))
+    return "\n".join(parts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .diagnostics import Diagnostic, render
+from .diagnostics import Diagnostic, render_all
 from .source import SourceFile
 
 
@@ -27,11 +27,7 @@ class IatCheckError(IatError):
 
     def render(self) -> str:
         """All diagnostics rendered with excerpts."""
-        parts = []
-        for d in self.diagnostics:
-            src = self.sources.get(d.span.path)
-            parts.append(render(d, src.text if src else None))
-        return "\n".join(parts)
+        return render_all(self.diagnostics, self.sources)
 
 
 class IatCompileError(IatError):

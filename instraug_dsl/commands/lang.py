@@ -65,10 +65,8 @@ def parse_cmd(
     except FileNotFoundError as exc:
         fail(f"no such file or directory: {exc.args[0]}")
     if loaded.diagnostics.errors:
-        from ..diagnostics import render
+        from ..diagnostics import render_all
 
-        for d in loaded.diagnostics.sorted():
-            src = loaded.sources.get(d.span.path)
-            typer.echo(render(d, src.text if src else None), err=True)
+        typer.echo(render_all(loaded.diagnostics.sorted(), loaded.sources), err=True)
         raise typer.Exit(exitcodes.DIAGNOSTICS)
     typer.echo(program_json(loaded.program, spans=spans))
