@@ -34,6 +34,7 @@ from instraug_dsl.runtime.llm import (
     LLMCall,
     LLMResult,
     acomplete,
+    ashutdown,
     ensure_providers_registered,
     estimate_cost,
 )
@@ -70,6 +71,7 @@ def run() -> Iterator[Callable[[Coroutine[Any, Any, T]], T]]:
     ensure_providers_registered()
     loop = asyncio.new_event_loop()
     yield loop.run_until_complete
+    loop.run_until_complete(ashutdown())  # litellm's logging worker must not outlive the loop
     loop.close()
 
 
