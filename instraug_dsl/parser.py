@@ -280,12 +280,64 @@ def collect_comments(source: SourceFile) -> tuple[ir.Comment, ...]:
     return tuple(comments)
 
 
+#: A line that starts a top-level declaration: where parsing resumes after an error.
+_RESYNC = re.compile(
+    r"^(?:import|type|task|metaprompt|strategies|bootstrap|plan|sampling)\b", re.M
+)
+#: Syntax errors reported per file at most (later ones are usually echoes).
+MAX_SYNTAX_ERRORS = 10
+
+
+def _error_offset(source: SourceFile, err: UnexpectedInput) -> int:
+    if isinstance(err, UnexpectedCharacters):
+        return int(err.pos_in_stream or 0)
+    token = getattr(err, "token", None)
+    pos = getattr(token, "start_pos", None) if token is not None else None
+    if pos is None or getattr(token, "type", "") == "$END":
+        return len(source.text)
+    return int(pos)
+
+
+def _resync_points(text: str, after: int) -> t.Iterator[int]:
+    """Line starts after ``after`` that begin a declaration, outside strings and comments."""
+    inert = [(m.start(), m.end()) for m in _COMMENT_SCAN.finditer(text)]
+    line_end = text.find("\n", after)
+    if line_end < 0:
+        return
+    for match in _RESYNC.finditer(text, line_end + 1):
+        pos = match.start()
+        if not any(start < pos < end for start, end in inert):
+            yield pos
+
+
+def _report_syntax_errors(source: SourceFile, first: UnexpectedInput, diags: Diagnostics) -> None:
+    """Report the first error, then resume at following declarations to find more.
+
+    Resuming re-parses the text with everything before the resync point
+    blanked out (line breaks kept), so offsets, lines and columns stay true.
+    """
+    _syntax_diagnostic(source, first, diags)
+    offset, reported = _error_offset(source, first), 1
+    while reported < MAX_SYNTAX_ERRORS:
+        point = next(_resync_points(source.text, offset), None)
+        if point is None:
+            return
+        blanked = re.sub(r"[^\n]", " ", source.text[:point]) + source.text[point:]
+        try:
+            lark_parser().parse(blanked)
+            return
+        except UnexpectedInput as err:
+            offset = max(_error_offset(source, err), point)
+            _syntax_diagnostic(source, err, diags)
+            reported += 1
+
+
 def parse_source(source: SourceFile, diagnostics: Diagnostics) -> ir.Module | None:
-    """Parse one file; on a syntax error record it and return ``None``."""
+    """Parse one file; on syntax errors record them all and return ``None``."""
     try:
         tree = lark_parser().parse(source.text)
     except UnexpectedInput as err:
-        _syntax_diagnostic(source, err, diagnostics)
+        _report_syntax_errors(source, err, diagnostics)
         return None
     try:
         items = Lowering(source, diagnostics).transform(tree)
