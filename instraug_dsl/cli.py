@@ -34,16 +34,17 @@ def fail(message: str, code: int = exitcodes.USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+#: Command modules in pipeline order: ``iatc --help`` lists commands in this order.
+STAGES = ("lang", "fmt", "importer", "compile", "runtime", "dataset")
+
+
 def _register_commands() -> None:
     # Each stage owns one module under commands/; importing them is cheap
     # because every heavy import happens inside the command functions.
     import importlib
-    import pkgutil
 
-    from . import commands
-
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{commands.__name__}.{info.name}")
+    for stage in STAGES:
+        importlib.import_module(f"{__package__}.commands.{stage}")
 
 
 def _fast_check(argv: list[str]) -> int | None:

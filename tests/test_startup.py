@@ -138,3 +138,13 @@ def test_check_imports_jinja_only_for_meta_prompts(tmp_path: Path) -> None:
     prompts = tmp_path / "prompts.iat"
     prompts.write_text('metaprompt m { user "Rewrite {{ instruction }}" }\n', encoding="utf-8")
     assert "jinja2" in _modules_after_check(prompts)
+
+
+def test_every_command_module_is_registered_in_pipeline_order() -> None:
+    """GIVEN the modules under commands/ THEN cli.STAGES lists each exactly once."""
+    import pkgutil
+
+    from instraug_dsl import cli, commands
+
+    modules = {m.name for m in pkgutil.iter_modules(commands.__path__)}
+    assert sorted(cli.STAGES) == sorted(modules)
