@@ -83,6 +83,12 @@ def _fast_check(argv: list[str]) -> int | None:
 
 def main() -> None:
     """Console-script entry point."""
+    from .diagnostics import set_color
+
+    # Colour only for a person at a terminal (https://no-color.org is honoured).
+    set_color(
+        sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    )
     try:
         code = _fast_check(sys.argv[1:])  # needs only commands.lang, not every command
         if code is not None:

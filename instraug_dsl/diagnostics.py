@@ -141,6 +141,21 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean `{matches[0]}`?" if matches else None
 
 
+#: Whether :func:`render` emits ANSI colours; only ``cli.main`` turns it on, on a TTY.
+_COLOR = False
+_STYLES = {"error": "1;31", "warning": "1;33", "caret": "1;31", "hint": "36", "bold": "1"}
+
+
+def set_color(enabled: bool) -> None:
+    """Turn ANSI colours in rendered diagnostics on or off (off by default)."""
+    global _COLOR
+    _COLOR = enabled
+
+
+def _paint(text: str, style: str) -> str:
+    return f"\x1b[{_STYLES[style]}m{text}\x1b[0m" if _COLOR else text
+
+
 def render(diag: Diagnostic, source_text: str | None) -> str:
     """Render one diagnostic as text with a source excerpt and caret underline.
 
@@ -149,7 +164,11 @@ def render(diag: Diagnostic, source_text: str | None) -> str:
     line (a multi-line span is underlined to the end of that line).
     """
     span = diag.span
-    head = f"{span.path}:{span.line}:{span.col}: {diag.severity.value}[{diag.code}]: {diag.message}"
+    level = diag.severity.value
+    head = (
+        f"{_paint(f'{span.path}:{span.line}:{span.col}:', 'bold')} "
+        f"{_paint(f'{level}[{diag.code}]:', level)} {diag.message}"
+    )
     lines = [head]
     if source_text is not None and span.path != "<builtin>":
         all_lines = source_text.split("\n")
@@ -160,12 +179,11 @@ def render(diag: Diagnostic, source_text: str | None) -> str:
             width = max(1, last_col - span.col)
             lines.append(f"{gutter} |")
             lines.append(f"{span.line} | {text}")
-            lines.append(f"{gutter} | {' ' * (span.col - 1)}{'^' * width}")
+            lines.append(f"{gutter} | {' ' * (span.col - 1)}{_paint('^' * width, 'caret')}")
     if diag.hint:
         pad = " " * len(str(span.line)) if len(lines) > 1 else " "
-        lines.append(f"{pad} = hint: {diag.hint}")
+        lines.append(f"{pad} {_paint('= hint:', 'hint')} {diag.hint}")
     return "\n".join(lines)
-
 
 class _HasText(t.Protocol):
     @property

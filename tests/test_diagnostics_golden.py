@@ -109,3 +109,22 @@ def test_check_format_json(in_golden_dir: Path) -> None:
     ]
     text = (GOLDEN / "E020_undeclared_slot.iat").read_text(encoding="utf-8")
     assert text[data[0]["span"]["start"] :].startswith("{questoin}")
+
+
+def test_colour_is_only_added_when_asked() -> None:
+    """GIVEN colour switched on THEN the text is the same once ANSI codes are stripped."""
+    import re
+
+    from instraug_dsl.api import check_text
+    from instraug_dsl.diagnostics import render, set_color
+
+    result = check_text('task t { slot q: txt  instruction i0 = "{q}" }', "c.iat")
+    diag = result.diagnostics[0]
+    plain = render(diag, result.sources["c.iat"].text)
+    set_color(True)
+    try:
+        coloured = render(diag, result.sources["c.iat"].text)
+    finally:
+        set_color(False)
+    assert "\x1b[" in coloured and "\x1b[" not in plain
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
