@@ -27,7 +27,7 @@ class Lowering(Transformer[Token, t.Any]):
     """Transformer from the Lark tree to :mod:`ir` nodes."""
 
     def __init__(self, source: SourceFile, diagnostics: Diagnostics) -> None:
-        super().__init__(visit_tokens=False)
+        super().__init__(visit_tokens=True)
         self.source = source
         self.diagnostics = diagnostics
 
@@ -69,7 +69,9 @@ class Lowering(Transformer[Token, t.Any]):
     def number(self, meta: t.Any, tok: Token) -> ir.NumberLit:
         return ir.NumberLit(float(tok.value), tok.value, self._tok_span(tok))
 
-    def string(self, meta: t.Any, tok: Token) -> ir.StringLit:
+    def STRING(self, tok: Token) -> ir.StringLit:  # noqa: N802 - Lark names token callbacks after the terminal
+        # A token callback (not a rule): strings are one terminal so that the
+        # parser state after a string stays specific to its context.
         raw = tok.value
         chars, errors = decode(raw)
         lit = ir.StringLit(

@@ -34,7 +34,6 @@ from .syntax_examples import SYNTAX_ERROR_EXAMPLES
 _TERMINAL_WORDS: dict[str, str] = {
     "NAME": "a name",
     "STRING": "a string",
-    "LONG_STRING": "a string",
     "NUMBER": "a number",
     "SIGNED_INT": "an integer",
     "BOOL": "`true` or `false`",

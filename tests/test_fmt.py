@@ -345,3 +345,13 @@ def test_repository_templates_are_formatted() -> None:
     texts = {f: f.read_text(encoding="utf-8") for f in files}
     changed = [str(f) for f, text in texts.items() if format_source(text) != text]
     assert changed == []
+
+
+def test_keyword_like_name_after_a_string() -> None:
+    """GIVEN a strategy named like a keyword right after a string THEN it parses and formats."""
+    from instraug_dsl.api import check_text
+    from instraug_dsl.fmt import format_source
+
+    src = 'strategies s {\n  a: "x"\n  task: "y"\n}\n'
+    assert check_text(src).ok
+    assert format_source(src, "k.iat") == src
