@@ -33,11 +33,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path("/work/shared/data/multiinstruct_instructions.jsonl")
-IATC = "from instraug_dsl.cli import main; main()"
+IATC = "from instraug_dsl.commands.main import main; main()"
 
 
 def _quote(text: str) -> str:
-    from instraug_dsl.strings import quote
+    from instraug_dsl.lang.strings import quote
 
     return quote(text)
 

@@ -58,8 +58,9 @@ srv.stop()
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
     code = _SERVER.format(tests=str(ROOT / "tests"), latency=latency)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     port = int(proc.stdout.readline())
     return proc, f"http://127.0.0.1:{port}/v1"
@@ -70,16 +71,24 @@ MODEL = "openai/fake"
 
 def call_for(i: int, base: str) -> llm.LLMCall:
     req = make_request(i)
-    return llm.LLMCall(model=MODEL, messages=tuple(
-        {"role": m.role, "content": m.content} for m in req.messages), temperature=0.6,
-        top_p=0.9, max_tokens=64, seed=req.seed, timeout=30.0, api_base=base)
+    return llm.LLMCall(
+        model=MODEL,
+        messages=tuple({"role": m.role, "content": m.content} for m in req.messages),
+        temperature=0.6,
+        top_p=0.9,
+        max_tokens=64,
+        seed=req.seed,
+        timeout=30.0,
+        api_base=base,
+    )
 
 
 async def bench_engine(base: str, n: int, c: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         with CallCache(Path(tmp) / "cache.sqlite") as cache:
-            engine = Engine(EngineConfig(model=MODEL, api_base=base, concurrency=c),
-                            cache, evaluate, attempts=1)
+            engine = Engine(
+                EngineConfig(model=MODEL, api_base=base, concurrency=c), cache, evaluate, attempts=1
+            )
             requests = [make_request(i) for i in range(n)]
             start = time.perf_counter()
             outcomes = await engine.run(requests)
@@ -105,11 +114,14 @@ async def bench_aiohttp(base: str, n: int, c: int) -> float:
 
     sem = asyncio.Semaphore(c)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c)) as session:
+
         async def one(i: int) -> None:
             call = call_for(i, base)
             async with sem:
-                async with session.post(f"{base}/chat/completions", json={
-                        "model": "fake", "messages": list(call.messages), "seed": call.seed}) as r:
+                async with session.post(
+                    f"{base}/chat/completions",
+                    json={"model": "fake", "messages": list(call.messages), "seed": call.seed},
+                ) as r:
                     await r.json()
 
         start = time.perf_counter()
@@ -157,11 +169,20 @@ def main() -> None:
     parser.add_argument("-l", "--latency", type=float, default=0.1, help="server latency (s)")
     parser.add_argument("-n", "--requests", type=int, default=1280)
     parser.add_argument("--serial", type=int, default=30, help="requests for the serial loop")
-    parser.add_argument("-r", "--rounds", type=int, default=3,
-                        help="interleaved rounds; the median of each configuration is reported")
+    parser.add_argument(
+        "-r",
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds; the median of each configuration is reported",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the first engine run")
-    parser.add_argument("--model", default=MODEL, help="model name sent to the server "
-                        "(a priced name such as openai/gpt-4o-mini changes litellm's cost lookup)")
+    parser.add_argument(
+        "--model",
+        default=MODEL,
+        help="model name sent to the server "
+        "(a priced name such as openai/gpt-4o-mini changes litellm's cost lookup)",
+    )
     args = parser.parse_args()
     MODEL = args.model
     warm_up_litellm()
@@ -175,9 +196,11 @@ def main() -> None:
         proc.wait(timeout=10)
     results = {name: statistics.median(rates) for name, rates in rounds.items()}
     ideal = args.concurrency / args.latency
-    print(f"{MODEL}: C={args.concurrency} L={args.latency * 1000:g} ms N={args.requests} "
-          f"on {os.cpu_count()} cores; ideal C/L = {ideal:.0f} req/s; "
-          f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}")
+    print(
+        f"{MODEL}: C={args.concurrency} L={args.latency * 1000:g} ms N={args.requests} "
+        f"on {os.cpu_count()} cores; ideal C/L = {ideal:.0f} req/s; "
+        f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
+    )
     for name, rate in results.items():
         runs = " ".join(f"{x:.0f}" for x in rounds[name])
         print(f"  {name:7s} {rate:8.1f} req/s  (median of {len(rounds[name])}: {runs})")

@@ -49,7 +49,7 @@ from instraug_dsl.dataset.records import MISSING, TaskIndex, lookup  # noqa: E40
 from instraug_dsl.dataset.render import TaskRenderer, render_target  # noqa: E402
 from instraug_dsl.dataset.run import Run, load_run  # noqa: E402
 from instraug_dsl.dataset.sampling import Sampler  # noqa: E402
-from instraug_dsl.model import TaskSpec, pieces_text  # noqa: E402
+from instraug_dsl.lang.model import TaskSpec, pieces_text  # noqa: E402
 
 SAMPLES = ROOT.parent / "shared" / "data" / "multiinstruct_samples.jsonl"
 LIBRARY = ROOT / "templates" / "multiinstruct"
@@ -68,7 +68,7 @@ def _rewrite(ins_body: tuple[ir.Piece, ...], rng: random.Random, vocab: list[str
 
 def make_run(tmp: Path, per_original: int) -> Run:
     """A run directory with ``per_original`` synthetic rewrites per paraphrasable original."""
-    from instraug_dsl.api import load_catalog
+    from instraug_dsl.lang.frontend import load_catalog
 
     rng = random.Random(0)
     vocab = [

@@ -26,12 +26,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from instraug_dsl import ir
-from instraug_dsl.api import check
 from instraug_dsl.compile.prompt import render_messages
 from instraug_dsl.compile.reply import parse_reply
 from instraug_dsl.compile.tokens import FAMILIES, TokenFamily, mask, split_tokens, template_pieces
-from instraug_dsl.model import TaskSpec
+from instraug_dsl.lang import ir
+from instraug_dsl.lang.frontend import check
+from instraug_dsl.lang.model import TaskSpec
 
 CANDIDATES = (
     "brace_alpha",

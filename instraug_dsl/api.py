@@ -1,73 +1,8 @@
-"""The staged public API: load → check → resolve (→ compile, run, materialize).
-
->>> from instraug_dsl import check_text
->>> result = check_text('task t { slot q: text  instruction i0 = "Answer: {q}" }')
->>> result.ok, sorted(result.catalog.tasks)
-(True, ['t'])
-"""
+"""The staged public API (facade over every stage)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-
-from . import ir
-from .check import Context, check_program
-from .diagnostics import Diagnostic, Diagnostics, render_all
-from .errors import IatCheckError
-from .loader import LoadResult, load, load_text
-from .model import Catalog, resolve
-from .source import SourceFile
-
-
-@dataclass
-class CheckResult:
-    """The outcome of loading and checking: program, diagnostics, catalog."""
-
-    program: ir.Program
-    sources: dict[str, SourceFile]
-    diagnostics: list[Diagnostic]
-    context: Context
-    catalog: Catalog | None
-
-    @property
-    def ok(self) -> bool:
-        """True when there is no error (warnings allowed)."""
-        return not any(d.severity.value == "error" for d in self.diagnostics)
-
-    def render(self) -> str:
-        """Every diagnostic rendered with its source excerpt."""
-        return render_all(self.diagnostics, self.sources)
-
-    def raise_for_errors(self) -> Catalog:
-        """Return the catalog, or raise :class:`IatCheckError` with every error."""
-        if not self.ok or self.catalog is None:
-            raise IatCheckError(
-                [d for d in self.diagnostics if d.severity.value == "error"], self.sources
-            )
-        return self.catalog
-
-
-def _finish(loaded: LoadResult) -> CheckResult:
-    diags: Diagnostics = loaded.diagnostics
-    ctx = check_program(loaded.program, diags)
-    ordered = diags.sorted()
-    has_errors = any(d.severity.value == "error" for d in ordered)
-    catalog = None if has_errors else resolve(ctx)
-    return CheckResult(loaded.program, loaded.sources, ordered, ctx, catalog)
-
-
-def check(paths: Sequence[str | Path]) -> CheckResult:
-    """Load files/directories (following imports) and run every check pass."""
-    return _finish(load(paths))
-
-
-def check_text(text: str, path: str = "<string>") -> CheckResult:
-    """Check one in-memory source."""
-    return _finish(load_text(text, path))
-
-
-def load_catalog(paths: Sequence[str | Path]) -> Catalog:
-    """Load, check and resolve; raise :class:`IatCheckError` on any error."""
-    return check(paths).raise_for_errors()
+from .lang.frontend import CheckResult as CheckResult
+from .lang.frontend import check as check
+from .lang.frontend import check_text as check_text
+from .lang.frontend import load_catalog as load_catalog

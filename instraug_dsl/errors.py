@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .diagnostics import Diagnostic, render_all
-from .source import SourceFile
+from .lang.diagnostics import Diagnostic, render_all
+from .lang.source import SourceFile
 
 
 class IatError(Exception):

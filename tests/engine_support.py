@@ -26,9 +26,19 @@ def warm_up_litellm() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         llm.ensure_providers_registered()
-        llm.run_async(llm.acomplete(llm.LLMCall(
-            model="offline/echo", messages=({"role": "user", "content": "warm up"},),
-            temperature=0.0, top_p=1.0, max_tokens=8, seed=0, timeout=30.0)))
+        llm.run_async(
+            llm.acomplete(
+                llm.LLMCall(
+                    model="offline/echo",
+                    messages=({"role": "user", "content": "warm up"},),
+                    temperature=0.0,
+                    top_p=1.0,
+                    max_tokens=8,
+                    seed=0,
+                    timeout=30.0,
+                )
+            )
+        )
 
 
 TOKEN = re.compile(r"⟦\d+⟧")
@@ -41,8 +51,9 @@ SENTENCES = (
 )
 
 
-def make_request(i: int, *, task: str | None = None, model: str = "offline/rules",
-                 iteration: int = 0) -> Request:
+def make_request(
+    i: int, *, task: str | None = None, model: str = "offline/rules", iteration: int = 0
+) -> Request:
     """Request ``i``: one of `SENTENCES`, a seed of its own, a task per sentence."""
     protected = SENTENCES[i % len(SENTENCES)]
     tokens = TOKEN.findall(protected)
@@ -53,12 +64,29 @@ def make_request(i: int, *, task: str | None = None, model: str = "offline/rules
         body = body.replace(tok, "{" + name + "}")
     task_name = task or f"task{i % len(SENTENCES)}"
     return Request(
-        id=f"r{i:04d}", task=task_name, instruction=f"{task_name}/i{i}", root=f"{task_name}/i{i}",
-        parent=None, source_body=body, protected=protected, lead="", trail="",
-        metaprompt="direct", temperature=0.6, sample=i, seed=1000 + i, iteration=iteration,
-        messages=(Message("system", "Rewrite instructions; answer in JSON."),
-                  Message("user", f"Rewrite it.\n<instruction>{protected}</instruction>")),
-        top_p=0.9, max_tokens=64, model=model, token_map=token_map, validator="v",
+        id=f"r{i:04d}",
+        task=task_name,
+        instruction=f"{task_name}/i{i}",
+        root=f"{task_name}/i{i}",
+        parent=None,
+        source_body=body,
+        protected=protected,
+        lead="",
+        trail="",
+        metaprompt="direct",
+        temperature=0.6,
+        sample=i,
+        seed=1000 + i,
+        iteration=iteration,
+        messages=(
+            Message("system", "Rewrite instructions; answer in JSON."),
+            Message("user", f"Rewrite it.\n<instruction>{protected}</instruction>"),
+        ),
+        top_p=0.9,
+        max_tokens=64,
+        model=model,
+        token_map=token_map,
+        validator="v",
     )
 
 
@@ -71,8 +99,14 @@ def evaluate(request: Request, text: str) -> tuple[Verdict, ...]:
     """Accept a reply whose rewrites keep every token once and hold no braces."""
     parsed = parse_reply(text)
     if parsed.problem:
-        return (Verdict(False, None, (Reason("unparseable", parsed.problem),),
-                        "Answer with a JSON list of strings only."),)
+        return (
+            Verdict(
+                False,
+                None,
+                (Reason("unparseable", parsed.problem),),
+                "Answer with a JSON list of strings only.",
+            ),
+        )
     verdicts = []
     for rewrite in parsed.rewrites:
         reasons = []

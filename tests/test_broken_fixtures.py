@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from instraug_dsl import exitcodes
+from instraug_dsl.commands import exitcodes
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path("tests") / "fixtures" / "broken"
@@ -22,7 +22,7 @@ _HEADER = re.compile(
 
 def _iatc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from instraug_dsl.cli import main; main()", *args],
+        [sys.executable, "-c", "from instraug_dsl.commands.main import main; main()", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from instraug_dsl import exitcodes, ir
+from instraug_dsl.commands import exitcodes
 from instraug_dsl.compile import (
     FAMILIES,
     PREFERENCE,
@@ -30,7 +30,8 @@ from instraug_dsl.compile import (
     validate,
 )
 from instraug_dsl.errors import IatCompileError
-from instraug_dsl.source import BUILTIN
+from instraug_dsl.lang import ir
+from instraug_dsl.lang.source import BUILTIN
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "templates" / "multiinstruct"
@@ -386,7 +387,7 @@ def test_text_containing_the_default_delimiters_gets_the_next_family() -> None:
 
 def test_bootstrap_helpers() -> None:
     src = 'bootstrap b { count 3 take 2 user "Give {{ count }} ways." }'
-    from instraug_dsl.api import check_text
+    from instraug_dsl.lang.frontend import check_text
 
     catalog = check_text(src).raise_for_errors()
     req = bootstrap_request(catalog, "b")
@@ -404,7 +405,7 @@ def test_bootstrap_helpers() -> None:
 
 
 def test_unknown_plan_has_a_hint() -> None:
-    from instraug_dsl.api import check_text
+    from instraug_dsl.lang.frontend import check_text
 
     catalog = check_text(SMALL).raise_for_errors()
     with pytest.raises(IatCompileError, match="did you mean `p`"):
@@ -415,7 +416,8 @@ def test_unknown_plan_has_a_hint() -> None:
 
 
 def test_cli_compile(tmp_path: Path) -> None:
-    from instraug_dsl.cli import _register_commands, app
+    from instraug_dsl.commands.app import app
+    from instraug_dsl.commands.app import register_commands as _register_commands
 
     _register_commands()
     src = tmp_path / "a.iat"

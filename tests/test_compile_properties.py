@@ -15,13 +15,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from instraug_dsl import ir
 from instraug_dsl.compile.tokens import FAMILIES, PREFERENCE, choose_family, mask, unmask
 from instraug_dsl.compile.types import ValidatorSpec
 from instraug_dsl.compile.validate import STRUCTURAL, build_validator, normalize, validate_text
 from instraug_dsl.errors import IatCompileError
-from instraug_dsl.model import pieces_text
-from instraug_dsl.source import BUILTIN
+from instraug_dsl.lang import ir
+from instraug_dsl.lang.model import pieces_text
+from instraug_dsl.lang.source import BUILTIN
 
 # A few thousand examples per property in CI (CI=true), the profile's default locally.
 EXAMPLES = 3000 if os.environ.get("CI", "").lower() == "true" else settings.default.max_examples

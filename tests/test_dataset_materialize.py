@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from instraug_dsl.cli import _register_commands, app
+from instraug_dsl.commands.app import app
+from instraug_dsl.commands.app import register_commands as _register_commands
 from instraug_dsl.dataset.filters import run_pools
 from instraug_dsl.dataset.materialize import MaterializeOptions, materialize
 from instraug_dsl.dataset.run import Run, load_run

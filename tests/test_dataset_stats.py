@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from instraug_dsl.cli import _register_commands, app
+from instraug_dsl.commands.app import app
+from instraug_dsl.commands.app import register_commands as _register_commands
 from instraug_dsl.dataset.report import html_report, text_table
 from instraug_dsl.dataset.rouge import tokenize
 from instraug_dsl.dataset.run import load_run

@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from instraug_dsl import CODES, check
-from instraug_dsl.diagnostics import Diagnostic
+from instraug_dsl.lang.diagnostics import Diagnostic
 
 GOLDEN = Path(__file__).parent / "golden" / "diagnostics"
 CASES = sorted(GOLDEN.glob("*.iat"))
@@ -84,7 +84,8 @@ def test_no_orphan_expected_files() -> None:
 
 def test_check_format_json(in_golden_dir: Path) -> None:
     """`iatc check --format json` prints the structured diagnostics and exits 1."""
-    from instraug_dsl.cli import _register_commands, app
+    from instraug_dsl.commands.app import app
+    from instraug_dsl.commands.app import register_commands as _register_commands
 
     _register_commands()
     result = CliRunner().invoke(app, ["check", "--format", "json", "E020_undeclared_slot.iat"])
@@ -115,8 +116,8 @@ def test_colour_is_only_added_when_asked() -> None:
     """GIVEN colour switched on THEN the text is the same once ANSI codes are stripped."""
     import re
 
-    from instraug_dsl.api import check_text
-    from instraug_dsl.diagnostics import render, set_color
+    from instraug_dsl.lang.diagnostics import render, set_color
+    from instraug_dsl.lang.frontend import check_text
 
     result = check_text('task t { slot q: txt  instruction i0 = "{q}" }', "c.iat")
     diag = result.diagnostics[0]

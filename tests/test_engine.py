@@ -32,8 +32,9 @@ from instraug_dsl.runtime.outputs import failed_rows, generated_rows, rejected_r
 warm_up_litellm()  # import litellm once per session (it costs seconds), outside any test
 
 
-def run_engine(tmp_path: Path, requests: list, *, attempts: int = 3, fresh: bool = False,
-               **config: object) -> tuple[list, Engine]:
+def run_engine(
+    tmp_path: Path, requests: list, *, attempts: int = 3, fresh: bool = False, **config: object
+) -> tuple[list, Engine]:
     cfg = EngineConfig(**{"backoff_base": 0.01, "backoff_max": 0.2, "timeout": 2.0, **config})
     with CallCache(tmp_path / "cache.sqlite", fresh=fresh) as cache:
         engine = Engine(cfg, cache, evaluate, attempts=attempts)
@@ -43,8 +44,10 @@ def run_engine(tmp_path: Path, requests: list, *, attempts: int = 3, fresh: bool
 
 # ---------------------------------------------------------------- AIMD limiter
 
+
 def test_limiter_halves_on_rate_limit_and_grows_back() -> None:
     """GIVEN a window of 16 WHEN a call is rate-limited THEN it halves; successes regrow it."""
+
     async def go() -> list[int]:
         lim = AIMDLimiter(16)
         seen = []
@@ -62,6 +65,7 @@ def test_limiter_halves_on_rate_limit_and_grows_back() -> None:
 
 def test_limiter_counts_one_cut_per_window() -> None:
     """429s from calls that started before the last cut do not cut again."""
+
     async def go() -> tuple[int, int]:
         lim = AIMDLimiter(16)
         slots = [await lim.acquire() for _ in range(8)]
@@ -118,6 +122,7 @@ def test_limiter_rejects_zero() -> None:
 
 # ---------------------------------------------------------------- seeds and re-asks
 
+
 def test_attempt_seeds_are_deterministic_and_distinct() -> None:
     seeds = [attempt_seed(7, k) for k in range(1, 6)]
     assert seeds[0] == 7
@@ -143,15 +148,23 @@ def test_reask_without_validator_message_lists_reasons() -> None:
 
 # ---------------------------------------------------------------- runs against FakeServer
 
+
 def test_faulty_server_every_request_accounted_and_no_payload_executed(
-        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """GIVEN a server failing 20% of calls (HTTP faults and broken or malicious content)
     THEN every request ends accepted, rejected or failed, the counts reconcile, malicious
     content is rejected as data, and nothing it contains is ever executed."""
     requests = [make_request(i) for i in range(120)]
     with FakeServer(latency=0.01, fault_rate=0.2, seed=11, retry_after=0.02, hang_s=3.0) as srv:
-        outcomes, engine = run_engine(tmp_path, requests, model="openai/fake",
-                                      api_base=srv.base_url, concurrency=16, timeout=0.5)
+        outcomes, engine = run_engine(
+            tmp_path,
+            requests,
+            model="openai/fake",
+            api_base=srv.base_url,
+            concurrency=16,
+            timeout=0.5,
+        )
         faults = Counter(entry["fault"] for entry in srv.log)
     assert [o.request.id for o in outcomes] == [r.id for r in requests]
     totals = tally(outcomes)
@@ -171,16 +184,26 @@ def test_faulty_server_every_request_accounted_and_no_payload_executed(
 def test_rate_limits_cut_concurrency(tmp_path: Path) -> None:
     script = ["rate_limit"] * 6
     with FakeServer(latency=0.01, script=script, retry_after=0.01) as srv:
-        outcomes, engine = run_engine(tmp_path, [make_request(i) for i in range(20)],
-                                      model="openai/fake", api_base=srv.base_url, concurrency=8)
+        outcomes, engine = run_engine(
+            tmp_path,
+            [make_request(i) for i in range(20)],
+            model="openai/fake",
+            api_base=srv.base_url,
+            concurrency=8,
+        )
     assert all(o.status == "accepted" for o in outcomes)
     assert engine.limiter.cuts >= 1
 
 
 def test_transport_failures_after_retries_are_failed_with_last_error(tmp_path: Path) -> None:
     with FakeServer(fault_rate=1.0, faults=("server_error",)) as srv:
-        outcomes, _ = run_engine(tmp_path, [make_request(0), make_request(1)],
-                                 model="openai/fake", api_base=srv.base_url, max_retries=2)
+        outcomes, _ = run_engine(
+            tmp_path,
+            [make_request(0), make_request(1)],
+            model="openai/fake",
+            api_base=srv.base_url,
+            max_retries=2,
+        )
         assert srv.requests == 6  # 2 requests x (1 call + 2 retries)
     assert [o.status for o in outcomes] == ["failed", "failed"]
     row = failed_rows(outcomes)[0]
@@ -190,15 +213,17 @@ def test_transport_failures_after_retries_are_failed_with_last_error(tmp_path: P
 
 def test_timeouts_are_retried(tmp_path: Path) -> None:
     with FakeServer(script=["timeout"], hang_s=2.0) as srv:
-        outcomes, _ = run_engine(tmp_path, [make_request(0)], model="openai/fake",
-                                 api_base=srv.base_url, timeout=0.3)
+        outcomes, _ = run_engine(
+            tmp_path, [make_request(0)], model="openai/fake", api_base=srv.base_url, timeout=0.3
+        )
     assert outcomes[0].status == "accepted"
 
 
 def test_rejected_reply_is_reasked_with_the_validator_message(tmp_path: Path) -> None:
     with FakeServer(script=["drop_token"]) as srv:
-        outcomes, _ = run_engine(tmp_path, [make_request(0)], model="openai/fake",
-                                 api_base=srv.base_url, concurrency=1)
+        outcomes, _ = run_engine(
+            tmp_path, [make_request(0)], model="openai/fake", api_base=srv.base_url, concurrency=1
+        )
         second = srv.log[1]["body"]
     out = outcomes[0]
     assert [a.number for a in out.attempts] == [1, 2]
@@ -211,8 +236,9 @@ def test_rejected_reply_is_reasked_with_the_validator_message(tmp_path: Path) ->
 
 def test_all_attempts_rejected_records_every_reason(tmp_path: Path) -> None:
     with FakeServer(mode="fixed", content="I cannot do that.") as srv:
-        outcomes, _ = run_engine(tmp_path, [make_request(0)], model="openai/fake",
-                                 api_base=srv.base_url, attempts=3)
+        outcomes, _ = run_engine(
+            tmp_path, [make_request(0)], model="openai/fake", api_base=srv.base_url, attempts=3
+        )
     rows = rejected_rows(outcomes)
     assert outcomes[0].status == "rejected"
     assert [r["attempt"] for r in rows] == [1, 2, 3]
@@ -222,8 +248,13 @@ def test_all_attempts_rejected_records_every_reason(tmp_path: Path) -> None:
 def test_fatal_error_before_any_success_aborts_with_clear_message(tmp_path: Path) -> None:
     with FakeServer(fault_rate=1.0, faults=("unauthorized",)) as srv:
         with pytest.raises(ProviderError, match="authentication failed"):
-            run_engine(tmp_path, [make_request(i) for i in range(10)], model="openai/fake",
-                       api_base=srv.base_url, concurrency=2)
+            run_engine(
+                tmp_path,
+                [make_request(i) for i in range(10)],
+                model="openai/fake",
+                api_base=srv.base_url,
+                concurrency=2,
+            )
         assert srv.requests <= 2  # the run stopped instead of hammering the server
 
 
@@ -234,11 +265,13 @@ def test_unreachable_server_is_a_provider_error(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(ProviderError, match="cannot reach"):
-        run_engine(tmp_path, [make_request(0)], model="openai/fake",
-                   api_base=f"http://127.0.0.1:{port}/v1")
+        run_engine(
+            tmp_path, [make_request(0)], model="openai/fake", api_base=f"http://127.0.0.1:{port}/v1"
+        )
 
 
 # ---------------------------------------------------------------- cache and resume
+
 
 def test_second_run_is_served_from_cache(tmp_path: Path) -> None:
     requests = [make_request(i) for i in range(30)]
@@ -248,19 +281,35 @@ def test_second_run_is_served_from_cache(tmp_path: Path) -> None:
         second, engine = run_engine(tmp_path, requests, model="openai/fake", api_base=srv.base_url)
         assert srv.requests == calls
         assert engine.cache.hits == sum(len(o.attempts) for o in first)
-        fresh, _ = run_engine(tmp_path, requests, model="openai/fake", api_base=srv.base_url,
-                              fresh=True)
+        fresh, _ = run_engine(
+            tmp_path, requests, model="openai/fake", api_base=srv.base_url, fresh=True
+        )
         assert srv.requests == 2 * calls
     assert generated_rows(first) == generated_rows(second) == generated_rows(fresh)
 
 
 def test_changing_model_or_sampling_changes_the_key() -> None:
-    base = dict(request="r1", model="openai/a", api_base=None, temperature=0.6, top_p=0.9,
-                max_tokens=64, seed=1, attempt=1, messages=[{"role": "user", "content": "x"}])
+    base = dict(
+        request="r1",
+        model="openai/a",
+        api_base=None,
+        temperature=0.6,
+        top_p=0.9,
+        max_tokens=64,
+        seed=1,
+        attempt=1,
+        messages=[{"role": "user", "content": "x"}],
+    )
     key = call_key(**base)  # type: ignore[arg-type]
-    for change in ({"model": "openai/b"}, {"temperature": 0.7}, {"seed": 2}, {"attempt": 2},
-                   {"api_base": "http://127.0.0.1:1/v1"}, {"request": "r2"},
-                   {"messages": [{"role": "user", "content": "y"}]}):
+    for change in (
+        {"model": "openai/b"},
+        {"temperature": 0.7},
+        {"seed": 2},
+        {"attempt": 2},
+        {"api_base": "http://127.0.0.1:1/v1"},
+        {"request": "r2"},
+        {"messages": [{"role": "user", "content": "y"}]},
+    ):
         assert call_key(**{**base, **change}) != key  # type: ignore[arg-type]
 
 
@@ -268,8 +317,14 @@ def test_budget_stops_cleanly_and_accounts_for_the_rest(tmp_path: Path) -> None:
     """Priced model (gpt-4o-mini prices from litellm's bundled list) on the loopback server."""
     requests = [make_request(i) for i in range(40)]
     with FakeServer(latency=0.0) as srv:
-        outcomes, engine = run_engine(tmp_path, requests, model="openai/gpt-4o-mini",
-                                      api_base=srv.base_url, concurrency=1, budget_usd=1e-4)
+        outcomes, engine = run_engine(
+            tmp_path,
+            requests,
+            model="openai/gpt-4o-mini",
+            api_base=srv.base_url,
+            concurrency=1,
+            budget_usd=1e-4,
+        )
     counts = Counter(o.status for o in outcomes)
     assert engine.stop_reason == "budget"
     assert counts["failed"] > 0 and counts["accepted"] > 0
@@ -279,8 +334,7 @@ def test_budget_stops_cleanly_and_accounts_for_the_rest(tmp_path: Path) -> None:
 
 
 def test_offline_rules_through_litellm(tmp_path: Path) -> None:
-    outcomes, _ = run_engine(tmp_path, [make_request(i) for i in range(10)],
-                             model="offline/rules")
+    outcomes, _ = run_engine(tmp_path, [make_request(i) for i in range(10)], model="offline/rules")
     assert all(o.status == "accepted" for o in outcomes)
     texts = {o.attempts[-1].accepted[0].restored for o in outcomes}
     assert len(texts) > 5  # seeds select different rewrites
@@ -288,14 +342,14 @@ def test_offline_rules_through_litellm(tmp_path: Path) -> None:
 
 
 def test_offline_transient_failures_are_retried_through_litellm(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from instraug_dsl.runtime import offline
 
     monkeypatch.setenv(offline.FAIL_FIRST_ENV, "3")
     offline.reset_fail_counter()
     try:
-        outcomes, _ = run_engine(tmp_path, [make_request(0)], model="offline/rules",
-                                 concurrency=1)
+        outcomes, _ = run_engine(tmp_path, [make_request(0)], model="offline/rules", concurrency=1)
     finally:
         offline.reset_fail_counter()
     assert outcomes[0].status == "accepted"

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from instraug_dsl.api import load_catalog
 from instraug_dsl.dataset.materialize import MaterializeOptions, materialize
 from instraug_dsl.dataset.records import TaskIndex
 from instraug_dsl.dataset.render import RenderError, compile_template, render
 from instraug_dsl.dataset.run import load_run
-from instraug_dsl.model import Catalog, TaskSpec
+from instraug_dsl.lang.frontend import load_catalog
+from instraug_dsl.lang.model import Catalog, TaskSpec
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

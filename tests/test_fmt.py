@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from instraug_dsl import exitcodes
+from instraug_dsl.commands import exitcodes
 from instraug_dsl.errors import IatCheckError
-from instraug_dsl.fmt import format_module, format_source
-from instraug_dsl.irjson import to_data
-from instraug_dsl.parser import parse
+from instraug_dsl.lang.fmt import format_module, format_source
+from instraug_dsl.lang.irjson import to_data
+from instraug_dsl.lang.parser import parse
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def test_identity_corpus_is_large_enough() -> None:
 
 # ------------------------------------------------------------- layout
 
-MESSY = '''import   "a.iat"
+MESSY = """import   "a.iat"
 type region=bbox[]sep"||||"   type t2 = text
 task   VQA{category "VQA" split train slot q:text from meta_data . question
 slot o : choices instruction i0="Q: {q}"pin"{o}" instruction i1 = "a {q}"
@@ -75,9 +75,9 @@ slot o : choices instruction i0="Q: {q}"pin"{o}" instruction i1 = "a {q}"
 metaprompt m{user"Rewrite {{ instruction }}"}plan p extends q{use m samples 2
 temperature 0.5 .. 1.0 step 0.1
 filter{dedup 0.70}}
-'''
+"""
 
-MESSY_EXPECTED = '''import "a.iat"
+MESSY_EXPECTED = """import "a.iat"
 
 type region = bbox[] sep "||||"
 type t2 = text
@@ -104,7 +104,7 @@ plan p extends q {
     dedup 0.70
   }
 }
-'''
+"""
 
 
 def test_messy_input_is_laid_out_canonically() -> None:
@@ -114,7 +114,7 @@ def test_messy_input_is_laid_out_canonically() -> None:
 
 def test_blank_lines_are_normalised() -> None:
     """Blank lines between members vanish; items get exactly one."""
-    src = "\n\n\ntask a {\n\n\n  instruction i0 = \"x\"\n\n\n}\n\n\n\n\ntask b {}\n\n\n"
+    src = '\n\n\ntask a {\n\n\n  instruction i0 = "x"\n\n\n}\n\n\n\n\ntask b {}\n\n\n'
     assert _assert_sound(src) == 'task a {\n  instruction i0 = "x"\n}\n\ntask b {}\n'
 
 
@@ -168,7 +168,7 @@ def test_empty_file() -> None:
 
 def test_comment_on_own_line_goes_before_next_member() -> None:
     """A comment line is kept above the member it precedes, at its indentation."""
-    src = "task t {\ncategory \"x\"\n        # about i0\n    instruction i0 = \"x\"\n}\n"
+    src = 'task t {\ncategory "x"\n        # about i0\n    instruction i0 = "x"\n}\n'
     out = _assert_sound(src)
     assert '  category "x"\n  # about i0\n  instruction i0 = "x"\n' in out
 
@@ -189,7 +189,7 @@ def test_trailing_comment_on_the_member_that_ends_the_line() -> None:
 
 def test_header_and_closing_comments() -> None:
     """Comments on the `{` line, before `}` and after `}` keep their place."""
-    src = "task t { # header\n instruction i0 = \"x\"\n # last words\n} # after\n# eof\n"
+    src = 'task t { # header\n instruction i0 = "x"\n # last words\n} # after\n# eof\n'
     out = _assert_sound(src)
     assert out == (
         'task t {  # header\n  instruction i0 = "x"\n  # last words\n}  # after\n# eof\n'
@@ -198,7 +198,7 @@ def test_header_and_closing_comments() -> None:
 
 def test_comment_banner_keeps_its_blank_line() -> None:
     """A comment followed by a blank line stays a separate paragraph."""
-    src = "# Licence header\n\n# About t\ntask t { instruction i0 = \"x\" }\n"
+    src = '# Licence header\n\n# About t\ntask t { instruction i0 = "x" }\n'
     assert _assert_sound(src) == (
         '# Licence header\n\n# About t\ntask t {\n  instruction i0 = "x"\n}\n'
     )
@@ -206,7 +206,7 @@ def test_comment_banner_keeps_its_blank_line() -> None:
 
 def test_comment_inside_a_one_line_construct_moves_above_it() -> None:
     """A comment splitting a slot declaration cannot stay inside one line."""
-    src = "task t {\n  slot q:  # the question\n    text\n  instruction i0 = \"{q}\"\n}\n"
+    src = 'task t {\n  slot q:  # the question\n    text\n  instruction i0 = "{q}"\n}\n'
     out = _assert_sound(src)
     assert "  # the question\n  slot q: text\n" in out
 
@@ -278,12 +278,16 @@ def _iatc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         "heavy = ('jinja2', 'litellm', 'pyarrow', 'llama_cpp')\n"
         "atexit.register(lambda: print('HEAVY:', sorted({m.split('.')[0] for m in sys.modules"
         " if m.split('.')[0] in heavy}), file=sys.stderr))\n"
-        "from instraug_dsl.cli import main\n"
+        "from instraug_dsl.commands.main import main\n"
         "main()\n"
     )
     return subprocess.run(
         [sys.executable, "-c", code, *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -324,7 +328,7 @@ def test_cli_fmt_syntax_error_and_missing_path(tmp_path: Path) -> None:
     bad = tmp_path / "bad.iat"
     bad.write_text("task t { slot q }\n", encoding="utf-8")
     good = tmp_path / "good.iat"
-    good.write_text("task t{instruction i0=\"x\"}", encoding="utf-8")
+    good.write_text('task t{instruction i0="x"}', encoding="utf-8")
     proc = _iatc("fmt", "bad.iat", "good.iat", cwd=tmp_path)
     assert proc.returncode == exitcodes.DIAGNOSTICS
     assert "bad.iat:1:17: error[E001]" in proc.stderr and "^" in proc.stderr
@@ -349,8 +353,8 @@ def test_repository_templates_are_formatted() -> None:
 
 def test_keyword_like_name_after_a_string() -> None:
     """GIVEN a strategy named like a keyword right after a string THEN it parses and formats."""
-    from instraug_dsl.api import check_text
-    from instraug_dsl.fmt import format_source
+    from instraug_dsl.lang.fmt import format_source
+    from instraug_dsl.lang.frontend import check_text
 
     src = 'strategies s {\n  a: "x"\n  task: "y"\n}\n'
     assert check_text(src).ok

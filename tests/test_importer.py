@@ -16,11 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 from instraug_dsl import check, check_text, load_catalog
-from instraug_dsl.cli import _register_commands, app
+from instraug_dsl.commands.app import app
+from instraug_dsl.commands.app import register_commands as _register_commands
 from instraug_dsl.errors import DataError, IatCheckError
-from instraug_dsl.importer import import_jsonl, parse_records, render_tasks
-from instraug_dsl.importer_records import Part, parse_template
-from instraug_dsl.importer_rules import BUILTIN_SLOTS, category_for, load_overrides
+from instraug_dsl.importers.jsonl import import_jsonl, parse_records, render_tasks
+from instraug_dsl.importers.records import Part, parse_template
+from instraug_dsl.importers.rules import BUILTIN_SLOTS, category_for, load_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden" / "importer"

@@ -30,10 +30,10 @@ from typer.testing import CliRunner
 
 from instraug_dsl import check_text
 from instraug_dsl.errors import IatCheckError
-from instraug_dsl.fmt import format_source
-from instraug_dsl.irjson import to_data
-from instraug_dsl.parser import parse
-from instraug_dsl.strings import decode, quote
+from instraug_dsl.lang.fmt import format_source
+from instraug_dsl.lang.irjson import to_data
+from instraug_dsl.lang.parser import parse
+from instraug_dsl.lang.strings import decode, quote
 
 NEVER_CRASH = settings(max_examples=2 * settings.default.max_examples)
 
@@ -66,10 +66,29 @@ floats = st.builds(
 numbers = st.one_of(ints, floats)
 
 _ESCAPES = [
-    "\\\\", '\\"', "\\n", "\\t", "\\r", "\\{", "\\}", "\\u00e9", "\\u007b", "\\u000a", "\\ud800"
+    "\\\\",
+    '\\"',
+    "\\n",
+    "\\t",
+    "\\r",
+    "\\{",
+    "\\}",
+    "\\u00e9",
+    "\\u007b",
+    "\\u000a",
+    "\\ud800",
 ]
 _TEMPLATE_BITS = [
-    "{{ instruction }}", "{{", "}}", "{%", "%}", "{# x #}", "{% if n %}", "{% endif %}", "|", "'"
+    "{{ instruction }}",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{# x #}",
+    "{% if n %}",
+    "{% endif %}",
+    "|",
+    "'",
 ]
 _plain_text = st.text(
     st.characters(blacklist_characters='"\\\n', blacklist_categories=("Cs",)), max_size=8
@@ -129,10 +148,23 @@ def type_exprs(draw: st.DrawFn) -> list[str]:
 
 @st.composite
 def task_members(draw: st.DrawFn) -> list[str]:
-    kind = draw(st.sampled_from(
-        ["category", "split", "source", "notes", "augment", "instances", "target", "slot",
-         "instruction", "instruction", "instruction"]
-    ))
+    kind = draw(
+        st.sampled_from(
+            [
+                "category",
+                "split",
+                "source",
+                "notes",
+                "augment",
+                "instances",
+                "target",
+                "slot",
+                "instruction",
+                "instruction",
+                "instruction",
+            ]
+        )
+    )
     if kind in ("category", "source", "notes"):
         return [kind, draw(strings())]
     if kind == "split":
@@ -160,9 +192,9 @@ def task_members(draw: st.DrawFn) -> list[str]:
 
 @st.composite
 def prompt_members(draw: st.DrawFn) -> list[str]:
-    kind = draw(st.sampled_from(
-        ["system", "user", "user", "description", "strategies", "count", "take"]
-    ))
+    kind = draw(
+        st.sampled_from(["system", "user", "user", "description", "strategies", "count", "take"])
+    )
     if kind in ("system", "user", "description"):
         return [kind, draw(strings())]
     if kind == "strategies":
@@ -192,10 +224,22 @@ def filter_members(draw: st.DrawFn) -> list[str]:
 
 @st.composite
 def plan_members(draw: st.DrawFn) -> list[str]:
-    kind = draw(st.sampled_from(
-        ["use", "temperature", "top_p", "max_tokens", "model", "seed", "iterations", "attempts",
-         "tasks", "filter"]
-    ))
+    kind = draw(
+        st.sampled_from(
+            [
+                "use",
+                "temperature",
+                "top_p",
+                "max_tokens",
+                "model",
+                "seed",
+                "iterations",
+                "attempts",
+                "tasks",
+                "filter",
+            ]
+        )
+    )
     if kind == "use":
         return ["use", draw(names), *(["samples", draw(ints)] if draw(st.booleans()) else [])]
     if kind == "temperature":
@@ -238,10 +282,21 @@ def _block(head: list[str], members: list[list[str]]) -> list[str]:
 
 @st.composite
 def items(draw: st.DrawFn) -> list[str]:
-    kind = draw(st.sampled_from(
-        ["import", "type", "task", "task", "metaprompt", "strategies", "bootstrap", "plan",
-         "sampling"]
-    ))
+    kind = draw(
+        st.sampled_from(
+            [
+                "import",
+                "type",
+                "task",
+                "task",
+                "metaprompt",
+                "strategies",
+                "bootstrap",
+                "plan",
+                "sampling",
+            ]
+        )
+    )
     name = draw(names)
     if kind == "import":
         return ["import", draw(strings())]
@@ -266,7 +321,12 @@ _comment_text = st.text(
 _whitespace = st.sampled_from([" ", " ", " ", "\n", "\n\n", "\t", "\n    ", "\r\n"])
 # Mostly whitespace; a comment in about one gap of five.
 separators = st.one_of(
-    _whitespace, _whitespace, _whitespace, _whitespace, _whitespace, _whitespace,
+    _whitespace,
+    _whitespace,
+    _whitespace,
+    _whitespace,
+    _whitespace,
+    _whitespace,
     _comment_text.map(lambda c: f" #{c}\n"),
     _comment_text.map(lambda c: f"\n\n#{c}\n\n"),
 )
@@ -366,7 +426,10 @@ def _never_crashes(text: str) -> None:
 # Random sequences of real tokens reach many more parser error states than random text.
 _token = st.one_of(
     st.sampled_from(sorted(KEYWORDS) + list("{}[]:=.,?#\n") + ["..", "[]", '"', '"""', "-"]),
-    names, ints, floats, strings(),
+    names,
+    ints,
+    floats,
+    strings(),
 )
 token_soup = st.lists(_token, max_size=30).map(" ".join)
 
@@ -394,7 +457,8 @@ def test_mutated_programs_never_crash(text: str) -> None:
 @example('import "\\u0000"')  # NUL in an import path
 def test_cli_check_never_crashes(text: str) -> None:
     """`iatc check` on fuzzed files exits 0 or 1 with no exception."""
-    from instraug_dsl.cli import _register_commands, app
+    from instraug_dsl.commands.app import app
+    from instraug_dsl.commands.app import register_commands as _register_commands
 
     _register_commands()
     with tempfile.TemporaryDirectory() as tmp:

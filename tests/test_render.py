@@ -12,8 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instraug_dsl import ir
-from instraug_dsl.api import check_text
 from instraug_dsl.dataset import eachfmt
 from instraug_dsl.dataset import render as render_mod
 from instraug_dsl.dataset.render import (
@@ -26,9 +24,11 @@ from instraug_dsl.dataset.render import (
     render_target,
     split_text,
 )
-from instraug_dsl.model import TaskSpec
-from instraug_dsl.source import BUILTIN
-from instraug_dsl.strings import quote, split_template
+from instraug_dsl.lang import ir
+from instraug_dsl.lang.frontend import check_text
+from instraug_dsl.lang.model import TaskSpec
+from instraug_dsl.lang.source import BUILTIN
+from instraug_dsl.lang.strings import quote, split_template
 
 TASK = r"""
 type regions = bbox[] sep "||||"

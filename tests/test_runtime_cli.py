@@ -22,9 +22,10 @@ from engine_support import warm_up_litellm
 from fakeserver import FakeServer
 from typer.testing import CliRunner
 
-from instraug_dsl import exitcodes
-from instraug_dsl.api import check
-from instraug_dsl.cli import _register_commands, app
+from instraug_dsl.commands import exitcodes
+from instraug_dsl.commands.app import app
+from instraug_dsl.commands.app import register_commands as _register_commands
+from instraug_dsl.lang.frontend import check
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart"
@@ -54,8 +55,20 @@ def rows(path: Path) -> list[dict]:
 def test_augment_against_faulty_server_reconciles(tmp_path: Path) -> None:
     """20% faults of every kind: every compiled request is accounted for, in the files too."""
     with FakeServer(latency=0.005, fault_rate=0.2, seed=5, retry_after=0.02, hang_s=2.0) as srv:
-        code, out = iatc("augment", QUICKSTART, "-o", tmp_path / "run", "--model", "openai/fake",
-                         "--api-base", srv.base_url, "--timeout", "0.5", "--concurrency", "8")
+        code, out = iatc(
+            "augment",
+            QUICKSTART,
+            "-o",
+            tmp_path / "run",
+            "--model",
+            "openai/fake",
+            "--api-base",
+            srv.base_url,
+            "--timeout",
+            "0.5",
+            "--concurrency",
+            "8",
+        )
     assert code == 0, out
     s = summary(tmp_path / "run")
     t = s["totals"]
@@ -73,8 +86,14 @@ def test_augment_against_faulty_server_reconciles(tmp_path: Path) -> None:
 def test_offline_run_writes_the_contract_files(tmp_path: Path) -> None:
     code, out = iatc("augment", QUICKSTART, "-o", tmp_path, "--model", "offline/rules", "-q")
     assert code == 0, out
-    for name in (*RESULT_FILES, "summary.json", "cache.sqlite", "compiled/requests.jsonl",
-                 "compiled/validators.json", "compiled/manifest.json"):
+    for name in (
+        *RESULT_FILES,
+        "summary.json",
+        "cache.sqlite",
+        "compiled/requests.jsonl",
+        "compiled/validators.json",
+        "compiled/manifest.json",
+    ):
         assert (tmp_path / name).exists(), name
     manifest = json.loads((tmp_path / "compiled" / "manifest.json").read_text())
     assert manifest["plan"]["name"] == "quickstart" and manifest["sources"]
@@ -83,9 +102,27 @@ def test_offline_run_writes_the_contract_files(tmp_path: Path) -> None:
     assert len(originals) == 15 and originals[0]["id"] == "VQA_color/i0"
     gen = [r for r in instr if r["kind"] == "generated"]
     assert gen and all(r["id"].startswith("g-") for r in gen)
-    assert set(gen[0]) == set(originals[0]) == {
-        "id", "task", "kind", "template", "body", "root", "parent", "metaprompt", "temperature",
-        "sample", "attempt", "iteration", "model", "response_sha256", "request"}
+    assert (
+        set(gen[0])
+        == set(originals[0])
+        == {
+            "id",
+            "task",
+            "kind",
+            "template",
+            "body",
+            "root",
+            "parent",
+            "metaprompt",
+            "temperature",
+            "sample",
+            "attempt",
+            "iteration",
+            "model",
+            "response_sha256",
+            "request",
+        }
+    )
     assert gen[0]["template"].endswith("{options}")  # the pinned trail is re-attached
     s = summary(tmp_path)
     assert s["skipped"]["instructions"] == {"VQA_color/i0": "pure_placeholder"}
@@ -96,16 +133,30 @@ def test_kill_9_and_resume_gives_identical_files(tmp_path: Path) -> None:
     """GIVEN a run killed with SIGKILL after some calls were cached
     WHEN the same command is run again
     THEN no cached call is repeated and the final files equal an uninterrupted run's."""
-    with FakeServer(latency=0.08, fault_rate=0.1, faults=RETRIED_FAULTS, seed=2,
-                    retry_after=0.02) as srv:
+    with FakeServer(
+        latency=0.08, fault_rate=0.1, faults=RETRIED_FAULTS, seed=2, retry_after=0.02
+    ) as srv:
+
         def command(run_dir: Path) -> list[str]:
-            return [sys.executable, "-c", "from instraug_dsl.cli import main; main()", "augment",
-                    str(QUICKSTART), "-o", str(run_dir), "--model", "openai/fake",
-                    "--api-base", srv.base_url, "--concurrency", "4", "-q"]
+            return [
+                sys.executable,
+                "-c",
+                "from instraug_dsl.commands.main import main; main()",
+                "augment",
+                str(QUICKSTART),
+                "-o",
+                str(run_dir),
+                "--model",
+                "openai/fake",
+                "--api-base",
+                srv.base_url,
+                "--concurrency",
+                "4",
+                "-q",
+            ]
 
         killed = tmp_path / "killed"
-        proc = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         cache = killed / "cache.sqlite"
         deadline = time.monotonic() + 120
         cached_at_kill = 0
@@ -126,8 +177,9 @@ def test_kill_9_and_resume_gives_identical_files(tmp_path: Path) -> None:
 
         resumed = subprocess.run(command(killed), capture_output=True, text=True, timeout=300)
         assert resumed.returncode == 0, resumed.stderr
-        straight = subprocess.run(command(tmp_path / "straight"), capture_output=True,
-                                  text=True, timeout=300)
+        straight = subprocess.run(
+            command(tmp_path / "straight"), capture_output=True, text=True, timeout=300
+        )
         assert straight.returncode == 0, straight.stderr
 
     for name in RESULT_FILES:
@@ -141,8 +193,19 @@ def test_kill_9_and_resume_gives_identical_files(tmp_path: Path) -> None:
 
 def test_resume_and_fresh(tmp_path: Path) -> None:
     with FakeServer() as srv:
-        args = ("augment", QUICKSTART, "-o", tmp_path, "--model", "openai/fake", "--api-base",
-                srv.base_url, "--limit", "10", "-q")
+        args = (
+            "augment",
+            QUICKSTART,
+            "-o",
+            tmp_path,
+            "--model",
+            "openai/fake",
+            "--api-base",
+            srv.base_url,
+            "--limit",
+            "10",
+            "-q",
+        )
         assert iatc(*args)[0] == 0
         first = srv.requests
         assert iatc(*args)[0] == 0
@@ -154,8 +217,18 @@ def test_resume_and_fresh(tmp_path: Path) -> None:
 
 def test_changing_the_model_misses_the_cache(tmp_path: Path) -> None:
     with FakeServer() as srv:
-        base = ("augment", QUICKSTART, "-o", tmp_path, "--api-base", srv.base_url, "--limit",
-                "4", "-q", "--model")
+        base = (
+            "augment",
+            QUICKSTART,
+            "-o",
+            tmp_path,
+            "--api-base",
+            srv.base_url,
+            "--limit",
+            "4",
+            "-q",
+            "--model",
+        )
         assert iatc(*base, "openai/fake")[0] == 0
         n = srv.requests
         assert iatc(*base, "openai/other")[0] == 0
@@ -164,8 +237,17 @@ def test_changing_the_model_misses_the_cache(tmp_path: Path) -> None:
 
 def test_dry_run_sends_nothing(tmp_path: Path) -> None:
     with FakeServer() as srv:
-        code, out = iatc("augment", QUICKSTART, "--dry-run", "--show", "2", "--model",
-                         "openai/fake", "--api-base", srv.base_url)
+        code, out = iatc(
+            "augment",
+            QUICKSTART,
+            "--dry-run",
+            "--show",
+            "2",
+            "--model",
+            "openai/fake",
+            "--api-base",
+            srv.base_url,
+        )
         assert srv.requests == 0
     assert code == 0, out
     assert out.count("=== request") == 2
@@ -175,8 +257,18 @@ def test_dry_run_sends_nothing(tmp_path: Path) -> None:
 
 def test_budget_refuses_to_start_above_the_estimate(tmp_path: Path) -> None:
     with FakeServer() as srv:
-        code, out = iatc("augment", QUICKSTART, "-o", tmp_path, "--model", "openai/gpt-4o-mini",
-                         "--api-base", srv.base_url, "--budget", "0.000001")
+        code, out = iatc(
+            "augment",
+            QUICKSTART,
+            "-o",
+            tmp_path,
+            "--model",
+            "openai/gpt-4o-mini",
+            "--api-base",
+            srv.base_url,
+            "--budget",
+            "0.000001",
+        )
         assert srv.requests == 0
     assert code == exitcodes.RUNTIME
     assert "above --budget" in out and "nothing was sent" in out
@@ -186,8 +278,20 @@ def test_budget_reached_mid_run_stops_cleanly(tmp_path: Path) -> None:
     """Long rejected replies cost far more than the estimate: the run stops at the budget."""
     long_reply = json.dumps(["word " * 300])
     with FakeServer(mode="fixed", content=long_reply) as srv:
-        code, out = iatc("augment", QUICKSTART, "-o", tmp_path, "--model", "openai/gpt-4o-mini",
-                         "--api-base", srv.base_url, "--budget", "0.005", "--concurrency", "1")
+        code, out = iatc(
+            "augment",
+            QUICKSTART,
+            "-o",
+            tmp_path,
+            "--model",
+            "openai/gpt-4o-mini",
+            "--api-base",
+            srv.base_url,
+            "--budget",
+            "0.005",
+            "--concurrency",
+            "1",
+        )
     assert code == exitcodes.RUNTIME, out
     s = summary(tmp_path)
     assert s["run"]["stopped"] == "budget"
@@ -195,13 +299,17 @@ def test_budget_reached_mid_run_stops_cleanly(tmp_path: Path) -> None:
     assert "budget" in out
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--model", "nosuchprovider/model-x"), "unknown model or provider"),
-    (("--model", "openai/gpt-4o-mini"), "missing API key"),
-    (("--model", "openai/fake", "--api-base", "http://127.0.0.1:9/v1"), "cannot reach"),
-])
-def test_backend_problems_are_clear_runtime_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   args: tuple[str, ...], message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--model", "nosuchprovider/model-x"), "unknown model or provider"),
+        (("--model", "openai/gpt-4o-mini"), "missing API key"),
+        (("--model", "openai/fake", "--api-base", "http://127.0.0.1:9/v1"), "cannot reach"),
+    ],
+)
+def test_backend_problems_are_clear_runtime_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], message: str
+) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     code, out = iatc("augment", QUICKSTART, "-o", tmp_path, "--limit", "3", *args)
     assert code == exitcodes.RUNTIME
@@ -209,8 +317,9 @@ def test_backend_problems_are_clear_runtime_errors(tmp_path: Path, monkeypatch: 
     assert "Traceback" not in out
 
 
-def test_missing_embedded_extra_is_a_clear_runtime_error(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_embedded_extra_is_a_clear_runtime_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from instraug_dsl.runtime import embedded
 
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # `import llama_cpp` now fails
@@ -221,8 +330,19 @@ def test_missing_embedded_extra_is_a_clear_runtime_error(tmp_path: Path,
 
 
 def test_tasks_and_limit_select_a_subset(tmp_path: Path) -> None:
-    code, out = iatc("augment", QUICKSTART, "-o", tmp_path, "--model", "offline/rules",
-                     "--tasks", "ITM", "--limit", "5", "-q")
+    code, out = iatc(
+        "augment",
+        QUICKSTART,
+        "-o",
+        tmp_path,
+        "--model",
+        "offline/rules",
+        "--tasks",
+        "ITM",
+        "--limit",
+        "5",
+        "-q",
+    )
     assert code == 0, out
     s = summary(tmp_path)
     assert s["totals"]["requests"] == 5 and list(s["totals"]["per_task"]) == ["ITM"]
@@ -230,8 +350,9 @@ def test_tasks_and_limit_select_a_subset(tmp_path: Path) -> None:
 
 
 def test_unknown_task_is_named_with_a_hint(tmp_path: Path) -> None:
-    code, out = iatc("augment", QUICKSTART, "-o", tmp_path, "--model", "offline/rules",
-                     "--tasks", "ITN")
+    code, out = iatc(
+        "augment", QUICKSTART, "-o", tmp_path, "--model", "offline/rules", "--tasks", "ITN"
+    )
     assert code == exitcodes.RUNTIME
     assert "'ITN'" in out and "did you mean 'ITM'" in out
 
@@ -241,8 +362,9 @@ def test_iterative_plan_rephrases_accepted_rewrites(tmp_path: Path) -> None:
     src.write_text(
         f'import "{QUICKSTART / "tasks.iat"}"\n'
         f'import "{ROOT / "templates" / "common" / "metaprompts.iat"}"\n'
-        'plan it { use direct samples 1  temperature 0.5, 0.7  iterations 1  attempts 2\n'
-        '          model "offline/rules" tasks ITM }\n')
+        "plan it { use direct samples 1  temperature 0.5, 0.7  iterations 1  attempts 2\n"
+        '          model "offline/rules" tasks ITM }\n'
+    )
     code, out = iatc("augment", src, "-o", tmp_path / "run", "-q")
     assert code == 0, out
     s = summary(tmp_path / "run")
@@ -263,12 +385,25 @@ def test_iterative_plan_rephrases_accepted_rewrites(tmp_path: Path) -> None:
 
 
 def test_bootstrap_writes_a_checked_strategies_file(tmp_path: Path) -> None:
-    reply = "Here you go:\n1. Use synonyms.\n2. Reorder the clauses.\n3. Say \"it\" plainly.\n"
+    reply = 'Here you go:\n1. Use synonyms.\n2. Reorder the clauses.\n3. Say "it" plainly.\n'
     out_file = tmp_path / "boot.iat"
     with FakeServer(mode="fixed", content=reply) as srv:
-        args = ("bootstrap", ROOT / "templates" / "common", "--prompt", "rewrite_strategies",
-                "--model", "openai/fake", "--api-base", srv.base_url, "-n", "3", "-o", out_file,
-                "--name", "mine")
+        args = (
+            "bootstrap",
+            ROOT / "templates" / "common",
+            "--prompt",
+            "rewrite_strategies",
+            "--model",
+            "openai/fake",
+            "--api-base",
+            srv.base_url,
+            "-n",
+            "3",
+            "-o",
+            out_file,
+            "--name",
+            "mine",
+        )
         code, out = iatc(*args)
         assert code == 0, out
         assert srv.requests == 1
@@ -283,9 +418,18 @@ def test_bootstrap_writes_a_checked_strategies_file(tmp_path: Path) -> None:
 
 def test_bootstrap_unusable_answer_is_a_clear_error(tmp_path: Path) -> None:
     with FakeServer(mode="fixed", content="I would rather not.") as srv:
-        code, out = iatc("bootstrap", ROOT / "templates" / "common", "--prompt",
-                         "rewrite_strategies", "--model", "openai/fake", "--api-base",
-                         srv.base_url, "-o", tmp_path / "b.iat")
+        code, out = iatc(
+            "bootstrap",
+            ROOT / "templates" / "common",
+            "--prompt",
+            "rewrite_strategies",
+            "--model",
+            "openai/fake",
+            "--api-base",
+            srv.base_url,
+            "-o",
+            tmp_path / "b.iat",
+        )
     assert code == exitcodes.RUNTIME
     assert "no usable strategies" in out and not (tmp_path / "b.iat").exists()
 
@@ -305,9 +449,19 @@ def test_quickstart_end_to_end_with_the_embedded_model(tmp_path: Path) -> None:
     """The README's main command, with the real embedded model (needs the [embedded] extra)."""
     pytest.importorskip("llama_cpp")
     done = subprocess.run(
-        [sys.executable, "-c", "from instraug_dsl.cli import main; main()", "run",
-         str(QUICKSTART), "-o", str(tmp_path)],
-        capture_output=True, text=True, timeout=1800)
+        [
+            sys.executable,
+            "-c",
+            "from instraug_dsl.commands.main import main; main()",
+            "run",
+            str(QUICKSTART),
+            "-o",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     s = summary(tmp_path / "run")
     assert s["model"] == "embedded/qwen-0.5b"

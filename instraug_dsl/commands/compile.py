@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .. import exitcodes
-from ..cli import PathsArg, app, fail
+from . import exitcodes
+from .app import PathsArg, app, fail
 
 DEFAULT_PLAN = "paper"
 
@@ -23,9 +23,9 @@ def compile_cmd(
     ] = None,
 ) -> None:
     """Compile a plan into requests.jsonl, validators.json and manifest.json."""
-    from ..api import check
     from ..compile import compile_plan
     from ..errors import IatCompileError
+    from ..lang.frontend import check
 
     try:
         result = check(paths)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .. import exitcodes
-from ..cli import app, fail
+from . import exitcodes
+from .app import app, fail
 
 if TYPE_CHECKING:
     from ..dataset.run import Run

@@ -1,4 +1,4 @@
-"""``iatc fmt``: rewrite `.iat` files in the canonical layout (see :mod:`instraug_dsl.fmt`)."""
+"""``iatc fmt``: rewrite `.iat` files in the canonical layout (see :mod:`instraug_dsl.lang.fmt`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .. import exitcodes
-from ..cli import PathsArg, app, fail
+from . import exitcodes
+from .app import PathsArg, app, fail
 
 
 @app.command("fmt")
@@ -20,8 +20,8 @@ def fmt_cmd(
 ) -> None:
     """Format `.iat` files in place (comments kept); `--check` exits 1 if any would change."""
     from ..errors import IatCheckError
-    from ..fmt import format_source
-    from ..loader import expand_paths
+    from ..lang.fmt import format_source
+    from ..lang.loader import expand_paths
 
     try:
         files = expand_paths(paths)

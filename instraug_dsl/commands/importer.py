@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from .. import exitcodes
-from ..cli import app, fail
+from . import exitcodes
+from .app import app, fail
 
 import_app = typer.Typer(
     name="import",
@@ -39,7 +39,7 @@ def import_jsonl_cmd(
 ) -> None:
     """Write one `.iat` file per task of FILE into OUT (checked before writing)."""
     from ..errors import DataError, IatCheckError
-    from ..importer import import_jsonl
+    from ..importers.jsonl import import_jsonl
 
     if not file.is_file():
         fail(f"no such file: {file}")

@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from .. import exitcodes
-from ..cli import FormatOpt, PathsArg, app, fail
+from . import exitcodes
+from .app import FormatOpt, PathsArg, app, fail
 
 
 def _check_or_exit(paths: list[Path], fmt: str = "text"):  # type: ignore[no-untyped-def]
-    from ..api import check
+    from ..lang.frontend import check
 
     try:
         result = check(paths)
@@ -55,8 +55,8 @@ def parse_cmd(
     spans: Annotated[bool, typer.Option(help="Include source spans.")] = True,
 ) -> None:
     """Print the IR of a file (and what it imports) as JSON."""
-    from ..irjson import program_json
-    from ..loader import load
+    from ..lang.irjson import program_json
+    from ..lang.loader import load
 
     if emit != "ir":
         fail("--emit must be `ir`")
@@ -65,7 +65,7 @@ def parse_cmd(
     except FileNotFoundError as exc:
         fail(f"no such file or directory: {exc.args[0]}")
     if loaded.diagnostics.errors:
-        from ..diagnostics import render_all
+        from ..lang.diagnostics import render_all
 
         typer.echo(render_all(loaded.diagnostics.sorted(), loaded.sources), err=True)
         raise typer.Exit(exitcodes.DIAGNOSTICS)

@@ -14,30 +14,47 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from .. import exitcodes
-from ..cli import PathsArg, app, fail
+from . import exitcodes
+from .app import PathsArg, app, fail
 
 if TYPE_CHECKING:
-    from ..model import Catalog
+    from ..lang.model import Catalog
     from ..runtime.engine import EngineConfig
 
 T = TypeVar("T")
 
 OutOpt = Annotated[Path, typer.Option("-o", "--out", help="Run directory to write.")]
 PlanOpt = Annotated[str | None, typer.Option("--plan", help="Plan to run (default: the only one).")]
-ModelOpt = Annotated[str | None, typer.Option(
-    "--model", help="Model as provider/name, e.g. embedded/qwen-0.5b, offline/rules, "
-    "openai/gpt-4o-mini (default: the plan's model).")]
-ApiBaseOpt = Annotated[str | None, typer.Option(
-    "--api-base", help="Base URL of an OpenAI-compatible server (with openai/NAME).")]
-ApiKeyOpt = Annotated[str | None, typer.Option(
-    "--api-key", help="API key (default: the provider's environment variable).")]
-ConcurrencyOpt = Annotated[int | None, typer.Option(
-    "--concurrency", min=1, help="Calls in flight at most (default: 1 embedded, 16 otherwise).")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Model as provider/name, e.g. embedded/qwen-0.5b, offline/rules, "
+        "openai/gpt-4o-mini (default: the plan's model).",
+    ),
+]
+ApiBaseOpt = Annotated[
+    str | None,
+    typer.Option("--api-base", help="Base URL of an OpenAI-compatible server (with openai/NAME)."),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option("--api-key", help="API key (default: the provider's environment variable)."),
+]
+ConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--concurrency", min=1, help="Calls in flight at most (default: 1 embedded, 16 otherwise)."
+    ),
+]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per call.")]
 FreshOpt = Annotated[bool, typer.Option("--fresh", help="Ignore cached calls (still records).")]
-BudgetOpt = Annotated[float | None, typer.Option(
-    "--budget", min=0.0, help="USD: refuse above the estimate, stop cleanly when reached.")]
+BudgetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--budget", min=0.0, help="USD: refuse above the estimate, stop cleanly when reached."
+    ),
+]
 TasksOpt = Annotated[str | None, typer.Option("--tasks", help="Only these tasks (a,b,c).")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N requests.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
@@ -62,14 +79,17 @@ def _user_errors() -> Iterator[None]:
     except FileNotFoundError as exc:
         fail(f"no such file or directory: {exc.filename or exc.args[0]}", exitcodes.USAGE)
     except KeyboardInterrupt:
-        typer.echo("iatc: interrupted; completed calls are kept in the run directory's "
-                   "cache.sqlite: run the same command again to resume", err=True)
+        typer.echo(
+            "iatc: interrupted; completed calls are kept in the run directory's "
+            "cache.sqlite: run the same command again to resume",
+            err=True,
+        )
         raise typer.Exit(exitcodes.INTERRUPTED) from None
 
 
 def _catalog(paths: list[Path]) -> tuple[Catalog, dict[str, str]]:
     """The checked catalog and the loaded files' texts (warnings are printed)."""
-    from ..api import check
+    from ..lang.frontend import check
 
     result = check(paths)
     if result.diagnostics:
@@ -77,15 +97,26 @@ def _catalog(paths: list[Path]) -> tuple[Catalog, dict[str, str]]:
     return result.raise_for_errors(), {p: src.text for p, src in result.sources.items()}
 
 
-def _engine_config(model: str | None, plan_model: str, api_base: str | None,
-                   api_key: str | None, concurrency: int | None, timeout: float,
-                   budget: float | None) -> EngineConfig:
+def _engine_config(
+    model: str | None,
+    plan_model: str,
+    api_base: str | None,
+    api_key: str | None,
+    concurrency: int | None,
+    timeout: float,
+    budget: float | None,
+) -> EngineConfig:
     from ..runtime.engine import EngineConfig, default_concurrency
 
     effective = model or plan_model
-    return EngineConfig(model=model, api_base=api_base, api_key=api_key,
-                        concurrency=concurrency or default_concurrency(effective),
-                        timeout=timeout, budget_usd=budget)
+    return EngineConfig(
+        model=model,
+        api_base=api_base,
+        api_key=api_key,
+        concurrency=concurrency or default_concurrency(effective),
+        timeout=timeout,
+        budget_usd=budget,
+    )
 
 
 def _task_list(tasks: str | None) -> tuple[str, ...] | None:
@@ -124,16 +155,46 @@ def augment_cmd(
     """Augment the instructions of a plan with a model; write RUN_DIR (resumable)."""
     if out is None and not dry_run:
         fail("-o/--out RUN_DIR is required (except with --dry-run)")
-    summary = _guard(lambda: _augment(paths, out, plan, model, api_base, api_key, concurrency,
-                                      timeout, fresh, budget, dry_run, show, tasks, limit, quiet))
+    summary = _guard(
+        lambda: _augment(
+            paths,
+            out,
+            plan,
+            model,
+            api_base,
+            api_key,
+            concurrency,
+            timeout,
+            fresh,
+            budget,
+            dry_run,
+            show,
+            tasks,
+            limit,
+            quiet,
+        )
+    )
     if summary is not None and summary["run"]["stopped"] == "budget":
         raise typer.Exit(exitcodes.RUNTIME)
 
 
-def _augment(paths: list[Path], out: Path | None, plan: str | None, model: str | None,
-             api_base: str | None, api_key: str | None, concurrency: int | None,
-             timeout: float, fresh: bool, budget: float | None, dry_run: bool, show: int,
-             tasks: str | None, limit: int | None, quiet: bool) -> dict[str, Any] | None:
+def _augment(
+    paths: list[Path],
+    out: Path | None,
+    plan: str | None,
+    model: str | None,
+    api_base: str | None,
+    api_key: str | None,
+    concurrency: int | None,
+    timeout: float,
+    fresh: bool,
+    budget: float | None,
+    dry_run: bool,
+    show: int,
+    tasks: str | None,
+    limit: int | None,
+    quiet: bool,
+) -> dict[str, Any] | None:
     from ..runtime.augment import AugmentOptions, choose_plan, prepare, run_augment
     from ..runtime.estimate import estimate_requests
     from ..runtime.progress import make_progress
@@ -141,15 +202,16 @@ def _augment(paths: list[Path], out: Path | None, plan: str | None, model: str |
 
     catalog, sources = _catalog(paths)
     plan_spec = choose_plan(catalog, plan)
-    config = _engine_config(model, plan_spec.model, api_base, api_key, concurrency, timeout,
-                            budget)
-    options = AugmentOptions(plan=plan_spec.name, engine=config, fresh=fresh,
-                             tasks=_task_list(tasks), limit=limit)
+    config = _engine_config(model, plan_spec.model, api_base, api_key, concurrency, timeout, budget)
+    options = AugmentOptions(
+        plan=plan_spec.name, engine=config, fresh=fresh, tasks=_task_list(tasks), limit=limit
+    )
     if dry_run:
         prepared = prepare(catalog, options, sources)
         estimate = estimate_requests(prepared.requests, prepared.model)
-        dry_run_listing(prepared.requests, prepared.model, estimate, show,
-                        prepared.compiled_count, sys.stdout)
+        dry_run_listing(
+            prepared.requests, prepared.model, estimate, show, prepared.compiled_count, sys.stdout
+        )
         return None
     assert out is not None
     progress = make_progress(config.model or plan_spec.model, quiet=quiet)
@@ -165,11 +227,15 @@ def bootstrap_cmd(
     prompt: Annotated[str, typer.Option("--prompt", help="The `bootstrap` declaration to use.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="The .iat file to write.")],
     model: Annotated[str, typer.Option("--model", help="Model as provider/name.")] = (
-        "embedded/qwen-0.5b"),
-    n: Annotated[int | None, typer.Option("-n", min=1, help="Strategies to keep "
-                                          "(default: the prompt's `take`).")] = None,
+        "embedded/qwen-0.5b"
+    ),
+    n: Annotated[
+        int | None,
+        typer.Option("-n", min=1, help="Strategies to keep (default: the prompt's `take`)."),
+    ] = None,
     name: Annotated[str, typer.Option("--name", help="Name of the strategies block.")] = (
-        "bootstrapped"),
+        "bootstrapped"
+    ),
     api_base: ApiBaseOpt = None,
     api_key: ApiKeyOpt = None,
     timeout: TimeoutOpt = 300.0,
@@ -185,11 +251,23 @@ def bootstrap_cmd(
 
         catalog, _ = _catalog(paths)
         config = EngineConfig(api_base=api_base, api_key=api_key, timeout=timeout)
-        result = bootstrap(catalog, prompt, out, model=model, n=n, name=name, config=config,
-                           temperature=temperature, seed=seed, fresh=fresh)
+        result = bootstrap(
+            catalog,
+            prompt,
+            out,
+            model=model,
+            n=n,
+            name=name,
+            config=config,
+            temperature=temperature,
+            seed=seed,
+            fresh=fresh,
+        )
         how = "cached answer" if result.cached else f"asked {model} for {result.asked}"
-        typer.echo(f"wrote {len(result.strategies)} strategies `{name}` to {result.path} "
-                   f"({how}; raw answer in {result.raw_path})")
+        typer.echo(
+            f"wrote {len(result.strategies)} strategies `{name}` to {result.path} "
+            f"({how}; raw answer in {result.raw_path})"
+        )
         for i, text in enumerate(result.strategies, 1):
             typer.echo(f"  s{i}: {text}")
 
@@ -198,11 +276,14 @@ def bootstrap_cmd(
 
 @app.command("run")
 def run_cmd(
-    path: Annotated[Path, typer.Argument(help="A `.iat` file or directory with a `sampling` "
-                                         "block.")],
+    path: Annotated[
+        Path, typer.Argument(help="A `.iat` file or directory with a `sampling` block.")
+    ],
     out: OutOpt,
-    sampling: Annotated[str | None, typer.Option("--sampling", help="Sampling block to use "
-                                                 "(default: the only one).")] = None,
+    sampling: Annotated[
+        str | None,
+        typer.Option("--sampling", help="Sampling block to use (default: the only one)."),
+    ] = None,
     model: ModelOpt = None,
     api_base: ApiBaseOpt = None,
     api_key: ApiKeyOpt = None,
@@ -217,8 +298,19 @@ def run_cmd(
     def go() -> None:
         from ..runtime.pipeline import run_pipeline
 
-        run_pipeline(path, out, sampling=sampling, model=model, api_base=api_base,
-                     api_key=api_key, concurrency=concurrency, timeout=timeout, fresh=fresh,
-                     budget=budget, quiet=quiet, stream=sys.stdout)
+        run_pipeline(
+            path,
+            out,
+            sampling=sampling,
+            model=model,
+            api_base=api_base,
+            api_key=api_key,
+            concurrency=concurrency,
+            timeout=timeout,
+            fresh=fresh,
+            budget=budget,
+            quiet=quiet,
+            stream=sys.stdout,
+        )
 
     _guard(go)

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .. import ir
 from ..errors import IatCompileError
+from ..lang import ir
 from .bootstrap import BootstrapRequest, bootstrap_request, strategies_from_reply, strategies_source
 from .build import Compiled, PlanContext, compile_plan, derive_requests, plan_context, rewrite_id
 from .reply import parse_reply
@@ -72,7 +72,7 @@ def compile_paths(
     paths: Sequence[str | Path], plan: str, *, preference: Sequence[str] = PREFERENCE
 ) -> Compiled:
     """Load, check and compile in one call; raises :class:`IatCheckError` on errors."""
-    from ..api import check
+    from ..lang.frontend import check
 
     result = check(paths)
     catalog = result.raise_for_errors()
@@ -82,7 +82,7 @@ def compile_paths(
 
 def compile_text_plan(text: str, plan: str, *, preference: Sequence[str] = PREFERENCE) -> Compiled:
     """Compile one in-memory source (tests, notebooks)."""
-    from ..api import check_text
+    from ..lang.frontend import check_text
 
     catalog = check_text(text).raise_for_errors()
     return compile_plan(catalog, plan, sources={"<string>": text}, preference=preference)

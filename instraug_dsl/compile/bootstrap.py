@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 
 from ..errors import IatCompileError
-from ..model import Catalog
-from ..strings import quote
+from ..lang.model import Catalog
+from ..lang.strings import quote
 from .prompt import render_bootstrap
 from .reply import parse_reply
 from .types import Message

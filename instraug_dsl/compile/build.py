@@ -17,10 +17,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .. import ir
-from ..diagnostics import did_you_mean
 from ..errors import IatCompileError
-from ..model import Catalog, InstructionSpec, MetaPromptSpec, PlanSpec, TaskSpec, pieces_text
+from ..lang import ir
+from ..lang.diagnostics import did_you_mean
+from ..lang.model import Catalog, InstructionSpec, MetaPromptSpec, PlanSpec, TaskSpec, pieces_text
 from .prompt import render_messages
 from .tokens import PREFERENCE, Masked, choose_family, mask, template_pieces
 from .types import Request, ValidatorSpec

@@ -1,7 +1,7 @@
 """Rendering meta-prompts into chat messages (sandboxed Jinja, values as data).
 
 The meta-prompt templates are user-authored and rendered only through
-:mod:`instraug_dsl.templating`; the protected instruction, the tokens and the
+:mod:`instraug_dsl.lang.templating`; the protected instruction, the tokens and the
 strategy are *values* of the render, never template source, so braces or
 Jinja syntax inside an instruction stay inert text.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from jinja2 import TemplateError
 
 from ..errors import IatCompileError
-from ..model import BootstrapSpec, MetaPromptSpec, TaskSpec
-from ..templating import render_template
+from ..lang.model import BootstrapSpec, MetaPromptSpec, TaskSpec
+from ..lang.templating import render_template
 from .types import Message
 
 

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from .. import ir
 from ..errors import IatCompileError
-from ..source import BUILTIN
+from ..lang import ir
+from ..lang.source import BUILTIN
 
 _SLOT_REF = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -119,7 +119,7 @@ def template_pieces(text: str) -> tuple[ir.Piece, ...]:
     """Split ``{slot}`` template text (e.g. a restored rewrite) into pieces.
 
     Every ``{identifier}`` is a slot reference; all other characters are
-    text.  This is the inverse of :func:`instraug_dsl.model.pieces_text` for
+    text.  This is the inverse of :func:`instraug_dsl.lang.model.pieces_text` for
     text without literal ``{identifier}`` look-alikes.
     """
     pieces: list[ir.Piece] = []

@@ -3,7 +3,7 @@
 ``slot hist: text[] from meta_data.dialog_hist each "{q}, {a};"`` formats every element of
 a list; ``slot info: text[] from meta_data.object_regions each "{key} is in {value[0]}."``
 formats every item of a mapping.  The format is split by the same ``{name}`` splitter as
-instruction text (:func:`instraug_dsl.strings.split_template`), then each brace group is
+instruction text (:func:`instraug_dsl.lang.strings.split_template`), then each brace group is
 read as a *field access*: a name followed by ``.field`` and ``[index]`` steps.  Nothing is
 evaluated: there is no ``str.format``, no attribute lookup on Python objects and no call,
 only dictionary keys and list indices on the JSON value.
@@ -26,11 +26,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .. import ir
 from ..errors import DataError, IatCompileError
-from ..model import PathKey
-from ..source import Span
-from ..strings import split_template
+from ..lang import ir
+from ..lang.model import PathKey
+from ..lang.source import Span
+from ..lang.strings import split_template
 from .records import MISSING, ShapeError, kind, lookup
 
 _ACCESS: Final = re.compile(

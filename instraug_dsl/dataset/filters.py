@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import Catalog, TaskSpec
+from ..lang.model import Catalog, TaskSpec
 from .render import FormatError, RenderPlan, compile_template
 from .rouge import near_dedup
 from .run import InstructionRow, Run

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ..model import PathKey, TaskSpec
+from ..lang.model import PathKey, TaskSpec
 
 
 class _Missing:

@@ -13,7 +13,7 @@ such as ``{__class__}`` or ``{{7*7}}`` is inserted as the characters it is.
 >>> render(plan, {"q": "{__class__}?", "options": ["a", "b"]}, None, shuffle_options=False)
 'Answer: {__class__}?\\n\\n[Options]: a||||b'
 
-Rendering by slot type (:class:`~instraug_dsl.model.SlotSpec`):
+Rendering by slot type (:class:`~instraug_dsl.lang.model.SlotSpec`):
 
 * ``text``: a string verbatim (numbers as Python prints them).
 * ``bbox``: a ``"x1 y1 x2 y2"`` string verbatim (checked to be four numbers) or a list of
@@ -38,10 +38,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .. import ir
-from ..model import PathKey, TaskSpec
-from ..source import Span
-from ..strings import quote, split_template
+from ..lang import ir
+from ..lang.model import PathKey, TaskSpec
+from ..lang.source import Span
+from ..lang.strings import quote, split_template
 from .eachfmt import FormatError, RenderError
 from .records import MISSING, ShapeError, dotted, lookup
 from .slots import Overrides, SlotRenderer, shuffled, slot_renderer, text_value
@@ -86,7 +86,7 @@ class RenderPlan:
 def split_text(template: str) -> tuple[ir.Piece, ...]:
     """Split plain template text into text and ``{slot}`` pieces, as ``.iat`` strings are.
 
-    :func:`~instraug_dsl.strings.split_template` is the authority.  A regex split gives the
+    :func:`~instraug_dsl.lang.strings.split_template` is the authority.  A regex split gives the
     same pieces whenever every brace belongs to a ``{name}`` reference, which is the case
     for every usable template, and is much cheaper (runs hold ~10K rewrites); any other
     brace goes to ``split_template`` so that it reports exactly what is wrong.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..model import DEFAULT_DEDUP, Catalog, PlanSpec
+from ..lang.model import DEFAULT_DEDUP, Catalog, PlanSpec
 from .records import kind, sha256_file
 
 
@@ -156,7 +156,7 @@ def _sources(
             f"{run_dir / 'compiled/manifest.json'}: `sources` must map .iat paths to sha256"
         )
     if override:
-        from ..loader import expand_paths
+        from ..lang.loader import expand_paths
 
         try:
             files = expand_paths(override)
@@ -185,7 +185,7 @@ def _sources(
 
 def load_catalog_for(paths: Sequence[Path]) -> Catalog:
     """Load and check ``.iat`` files; raises IatCheckError with every diagnostic."""
-    from ..api import check
+    from ..lang.frontend import check
 
     return check(list(paths)).raise_for_errors()
 

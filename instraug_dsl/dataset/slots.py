@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ..model import PathKey, SlotSpec
+from ..lang.model import PathKey, SlotSpec
 from .eachfmt import EachFormat, RenderError, compile_each
 from .records import MISSING, ShapeError, dotted, is_empty, kind, lookup
 

@@ -26,7 +26,7 @@ from typing import Any
 from ..compile import Compiled
 from ..compile.types import Request
 from ..errors import IatRuntimeError
-from ..model import Catalog, PlanSpec
+from ..lang.model import Catalog, PlanSpec
 from . import compiler_api, llm
 from .cache import CallCache, call_key
 from .engine import Engine, EngineConfig, attempt_seed
@@ -103,11 +103,13 @@ def choose_plan(catalog: Catalog, name: str | None) -> PlanSpec:
     if not catalog.plans:
         raise IatRuntimeError("the sources declare no `plan`: nothing to run")
     raise IatRuntimeError(
-        "several plans are declared; choose one with --plan (" + ", ".join(catalog.plans) + ")")
+        "several plans are declared; choose one with --plan (" + ", ".join(catalog.plans) + ")"
+    )
 
 
-def prepare(catalog: Catalog, options: AugmentOptions,
-            sources: Mapping[str, str] | None = None) -> Prepared:
+def prepare(
+    catalog: Catalog, options: AugmentOptions, sources: Mapping[str, str] | None = None
+) -> Prepared:
     """Compile the plan and apply ``--tasks`` and ``--limit`` (in request order).
 
     ``sources`` ({path: text} of the loaded files) lets the manifest record their hashes.
@@ -124,7 +126,8 @@ def prepare(catalog: Catalog, options: AugmentOptions,
                 close = difflib.get_close_matches(t, sorted(present | set(catalog.tasks)), n=1)
                 hints.append(f"{t!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             raise IatRuntimeError(
-                "--tasks names tasks this plan does not augment: " + ", ".join(hints))
+                "--tasks names tasks this plan does not augment: " + ", ".join(hints)
+            )
         wanted = set(options.tasks)
         requests = [r for r in requests if r.task in wanted]
     if options.limit is not None:
@@ -138,10 +141,17 @@ def prepare(catalog: Catalog, options: AugmentOptions,
 def first_call_key(request: Request, config: EngineConfig) -> str:
     """The cache key of a request's first attempt (to tell what a resume still has to send)."""
     messages = tuple({"role": m.role, "content": m.content} for m in request.messages)
-    return call_key(request=request.id, model=config.model or request.model,
-                    api_base=config.api_base, temperature=request.temperature,
-                    top_p=request.top_p, max_tokens=request.max_tokens,
-                    seed=attempt_seed(request.seed, 1), attempt=1, messages=messages)
+    return call_key(
+        request=request.id,
+        model=config.model or request.model,
+        api_base=config.api_base,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        max_tokens=request.max_tokens,
+        seed=attempt_seed(request.seed, 1),
+        attempt=1,
+        messages=messages,
+    )
 
 
 def preflight(prepared: Prepared, options: AugmentOptions, cache: CallCache) -> Estimate:
@@ -154,13 +164,18 @@ def preflight(prepared: Prepared, options: AugmentOptions, cache: CallCache) -> 
             f"estimated cost ${est.cost_usd:.4f} for {len(todo)} requests "
             f"({est.prompt_tokens} prompt + {est.completion_tokens} completion tokens, "
             f"one attempt each) is above --budget ${budget:g}; nothing was sent. "
-            "Raise --budget, or narrow the run with --tasks/--limit.")
+            "Raise --budget, or narrow the run with --tasks/--limit."
+        )
     return est
 
 
-def run_augment(catalog: Catalog, run_dir: Path, options: AugmentOptions,
-                progress: Progress | None = None,
-                sources: Mapping[str, str] | None = None) -> AugmentResult:
+def run_augment(
+    catalog: Catalog,
+    run_dir: Path,
+    options: AugmentOptions,
+    progress: Progress | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> AugmentResult:
     """Compile, pre-flight, run every round, and write the run directory."""
     started = time.monotonic()
     prepared = prepare(catalog, options, sources)
@@ -170,19 +185,26 @@ def run_augment(catalog: Catalog, run_dir: Path, options: AugmentOptions,
     with CallCache(run_dir / CACHE_FILE, fresh=options.fresh) as cache:
         estimate = preflight(prepared, options, cache)
         validators = compiler_api.Validators(prepared.compiled)
-        engine = Engine(options.engine, cache, validators.evaluator(),
-                        attempts=prepared.plan.attempts, progress=shown)
+        engine = Engine(
+            options.engine,
+            cache,
+            validators.evaluator(),
+            attempts=prepared.plan.attempts,
+            progress=shown,
+        )
         try:
             outcomes = llm.run_async(_rounds(prepared, engine, validators, run_dir))
         finally:
             shown.stop()
-        summary = _write_outputs(prepared, options, run_dir, outcomes, engine, estimate,
-                                 time.monotonic() - started)
+        summary = _write_outputs(
+            prepared, options, run_dir, outcomes, engine, estimate, time.monotonic() - started
+        )
     return AugmentResult(run_dir, summary, outcomes)
 
 
-async def _rounds(prepared: Prepared, engine: Engine, validators: compiler_api.Validators,
-                  run_dir: Path) -> list[Outcome]:
+async def _rounds(
+    prepared: Prepared, engine: Engine, validators: compiler_api.Validators, run_dir: Path
+) -> list[Outcome]:
     """Round 0 is the compiled requests; each further round rephrases the last one's output."""
     everything: list[Outcome] = []
     requests = prepared.requests
@@ -210,9 +232,15 @@ def _versions() -> dict[str, str]:
     return {"iatc": __version__, "litellm": litellm_version, "python": platform.python_version()}
 
 
-def _write_outputs(prepared: Prepared, options: AugmentOptions, run_dir: Path,
-                   outcomes: Sequence[Outcome], engine: Engine, estimate: Estimate,
-                   wall: float) -> dict[str, Any]:
+def _write_outputs(
+    prepared: Prepared,
+    options: AugmentOptions,
+    run_dir: Path,
+    outcomes: Sequence[Outcome],
+    engine: Engine,
+    estimate: Estimate,
+    wall: float,
+) -> dict[str, Any]:
     augmented = {r.task for r in prepared.requests}
     originals = original_rows(prepared.catalog, augmented)
     generated = generated_rows(outcomes, compiler_api.rewrite_id)
@@ -233,23 +261,38 @@ def _write_outputs(prepared: Prepared, options: AugmentOptions, run_dir: Path,
         "attempts_per_request": plan.attempts,
         "iterations": plan.iterations,
         "requests_compiled": prepared.compiled_count,
-        "selection": {"tasks": list(options.tasks) if options.tasks else None,
-                      "limit": options.limit, "requests": len(prepared.requests)},
+        "selection": {
+            "tasks": list(options.tasks) if options.tasks else None,
+            "limit": options.limit,
+            "requests": len(prepared.requests),
+        },
         "totals": totals,
         "reconciliation": (
             f"{totals['accepted']} accepted + {totals['rejected']} rejected + "
             f"{totals['failed']} failed = {totals['requests']} requests"
-            + ("" if totals["reconciled"] else "  (MISMATCH: a bug in iatc)")),
-        "rounds": [_round_counts(outcomes, i) for i in range(plan.iterations + 1)
-                   if any(o.request.iteration == i for o in outcomes)],
-        "outputs": {"instructions": n_instr, "originals": len(originals),
-                    "generated": len(generated), "rejected_rows": n_rej, "failed_rows": n_fail},
+            + ("" if totals["reconciled"] else "  (MISMATCH: a bug in iatc)")
+        ),
+        "rounds": [
+            _round_counts(outcomes, i)
+            for i in range(plan.iterations + 1)
+            if any(o.request.iteration == i for o in outcomes)
+        ],
+        "outputs": {
+            "instructions": n_instr,
+            "originals": len(originals),
+            "generated": len(generated),
+            "rejected_rows": n_rej,
+            "failed_rows": n_fail,
+        },
         "skipped": compiler_api.skipped(prepared.compiled),
         "run": {
             # Facts of this invocation (they differ between a resumed and a straight run).
-            "estimate": {"requests": estimate.requests, "prompt_tokens": estimate.prompt_tokens,
-                         "completion_tokens": estimate.completion_tokens,
-                         "cost_usd": round(estimate.cost_usd, 6)},
+            "estimate": {
+                "requests": estimate.requests,
+                "prompt_tokens": estimate.prompt_tokens,
+                "completion_tokens": estimate.completion_tokens,
+                "cost_usd": round(estimate.cost_usd, 6),
+            },
             "wall_time_s": round(wall, 3),
             "calls_made": engine.progress.counters.calls - engine.progress.counters.cached_calls,
             "cache_hits": engine.progress.counters.cached_calls,

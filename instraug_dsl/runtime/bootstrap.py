@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import IatRuntimeError, ProviderError
-from ..model import Catalog
-from ..strings import quote
+from ..lang.model import Catalog
+from ..lang.strings import quote
 from . import llm
 from .engine import EngineConfig, complete_with_retries
 from .outputs import write_json
@@ -97,35 +97,59 @@ def bootstrap(
     if keep < 1:
         raise IatRuntimeError("-n must be at least 1")
     asked = max(spec.count, keep)
-    messages = tuple({"role": m.role, "content": m.content}
-                     for m in render_bootstrap(dataclasses.replace(spec, count=asked)))
+    messages = tuple(
+        {"role": m.role, "content": m.content}
+        for m in render_bootstrap(dataclasses.replace(spec, count=asked))
+    )
     cfg = config or EngineConfig()
-    key = hashlib.sha256(json.dumps(
-        [model, cfg.api_base or "", temperature, top_p, max_tokens, seed, messages],
-        sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    key = hashlib.sha256(
+        json.dumps(
+            [model, cfg.api_base or "", temperature, top_p, max_tokens, seed, messages],
+            sort_keys=True,
+            ensure_ascii=False,
+        ).encode()
+    ).hexdigest()
     raw_path = raw_path_for(out)
     answer, cached = _cached_answer(raw_path, key) if not fresh else (None, False)
     if answer is None:
-        call = llm.LLMCall(model=model, messages=messages, temperature=temperature, top_p=top_p,
-                           max_tokens=max_tokens, seed=seed, timeout=cfg.timeout,
-                           api_base=cfg.api_base, api_key=cfg.api_key)
+        call = llm.LLMCall(
+            model=model,
+            messages=messages,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            seed=seed,
+            timeout=cfg.timeout,
+            api_base=cfg.api_base,
+            api_key=cfg.api_key,
+        )
         result = llm.run_async(complete_with_retries(call, cfg))
         answer = result.text
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(raw_path, {"key": key, "model": model, "prompt": prompt,
-                              "messages": list(messages), "answer": answer,
-                              "prompt_tokens": result.prompt_tokens,
-                              "completion_tokens": result.completion_tokens})
+        write_json(
+            raw_path,
+            {
+                "key": key,
+                "model": model,
+                "prompt": prompt,
+                "messages": list(messages),
+                "answer": answer,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+            },
+        )
     parsed = parse_reply(answer)
     strategies = clean_strategies(parsed.rewrites)[:keep]
     if not strategies:
         why = parsed.problem or "no usable strategy in the list"
         raise ProviderError(
             f"{model} gave no usable strategies ({why}); its answer is kept in {raw_path}. "
-            "Try again with --fresh, another --seed or a stronger --model.")
+            "Try again with --fresh, another --seed or a stronger --model."
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_strategies(name, strategies, prompt=prompt, model=model),
-                   encoding="utf-8")
+    out.write_text(
+        render_strategies(name, strategies, prompt=prompt, model=model), encoding="utf-8"
+    )
     _check_written(out)
     return BootstrapResult(out, raw_path, tuple(strategies), cached, asked)
 
@@ -142,7 +166,7 @@ def _cached_answer(path: Path, key: str) -> tuple[str | None, bool]:
 
 def _check_written(path: Path) -> None:
     """The file we wrote must pass ``iatc check``: anything else is our bug."""
-    from ..api import check
+    from ..lang.frontend import check
 
     result = check([path])
     if not result.ok:

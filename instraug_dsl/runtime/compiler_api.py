@@ -14,7 +14,7 @@ from typing import Any
 from ..compile import Compiled, ValidatorSpec, compile_plan, derive_requests, evaluate_reply
 from ..compile import rewrite_id as _rewrite_id
 from ..compile.types import Request, Verdict
-from ..model import Catalog
+from ..lang.model import Catalog
 from .engine import Evaluator
 from .outcome import Outcome
 
@@ -46,8 +46,13 @@ class Validators:
 
 def accepted_bodies(outcomes: Sequence[Outcome]) -> list[tuple[Request, str]]:
     """(request, restored body) for every accepted rewrite, in request order."""
-    return [(o.request, v.restored) for o in outcomes if o.status == "accepted"
-            for v in o.attempts[-1].accepted if v.restored is not None]
+    return [
+        (o.request, v.restored)
+        for o in outcomes
+        if o.status == "accepted"
+        for v in o.attempts[-1].accepted
+        if v.restored is not None
+    ]
 
 
 def rewrite_id(request: Request, body: str) -> str:
@@ -55,8 +60,9 @@ def rewrite_id(request: Request, body: str) -> str:
     return _rewrite_id(request.task, request.root, body)
 
 
-def derive(compiled: Compiled, validators: Validators, previous: Sequence[Outcome],
-           iteration: int) -> list[Request]:
+def derive(
+    compiled: Compiled, validators: Validators, previous: Sequence[Outcome], iteration: int
+) -> list[Request]:
     """MIns+_Iter: requests rephrasing the previous round's accepted rewrites."""
     requests, more = derive_requests(compiled, accepted_bodies(previous), iteration)
     validators.add(more)
@@ -75,5 +81,7 @@ def write_round(directory: Path, iteration: int, requests: Sequence[Request]) ->
 def skipped(compiled: Compiled) -> dict[str, Any]:
     """What the compiler left out on purpose, with reasons (from its manifest)."""
     manifest = compiled.manifest
-    return {"tasks": manifest.get("skipped_tasks", {}),
-            "instructions": manifest.get("skipped_instructions", {})}
+    return {
+        "tasks": manifest.get("skipped_tasks", {}),
+        "instructions": manifest.get("skipped_instructions", {}),
+    }

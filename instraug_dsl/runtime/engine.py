@@ -78,8 +78,9 @@ def backoff_delay(tries: int, error: llm.BackendError, config: EngineConfig) -> 
     return delay
 
 
-def reask_messages(request: Request, bad_reply: str,
-                   verdicts: Sequence[Verdict]) -> tuple[dict[str, str], ...]:
+def reask_messages(
+    request: Request, bad_reply: str, verdicts: Sequence[Verdict]
+) -> tuple[dict[str, str], ...]:
     """The messages of a re-ask: the original ones, the bad reply, the targeted correction.
 
     Only the latest failed exchange is kept (not every earlier one) so prompts stay bounded
@@ -91,8 +92,11 @@ def reask_messages(request: Request, bad_reply: str,
         reasons = "; ".join(r.detail or r.code for v in rejected for r in v.reasons) or "no rewrite"
         text = _GENERIC_REASK.replace("{reasons}", reasons)
     base = tuple({"role": m.role, "content": m.content} for m in request.messages)
-    return (*base, {"role": "assistant", "content": bad_reply or "(no answer)"},
-            {"role": "user", "content": text})
+    return (
+        *base,
+        {"role": "assistant", "content": bad_reply or "(no answer)"},
+        {"role": "user", "content": text},
+    )
 
 
 class _Stop(Exception):
@@ -168,11 +172,26 @@ class Engine:
             except _Stop:
                 return self._stopped(request, model, records)
             except _CallFailed as exc:
-                return Outcome(request, model, "failed", tuple(records), exc.error.message,
-                               exc.error.kind, exc.tries)
+                return Outcome(
+                    request,
+                    model,
+                    "failed",
+                    tuple(records),
+                    exc.error.message,
+                    exc.error.kind,
+                    exc.tries,
+                )
             verdicts = self.evaluate(request, result.text)
-            record = AttemptRecord(number, seed, result.text, verdicts, result.prompt_tokens,
-                                   result.completion_tokens, result.cost_usd, cached)
+            record = AttemptRecord(
+                number,
+                seed,
+                result.text,
+                verdicts,
+                result.prompt_tokens,
+                result.completion_tokens,
+                result.cost_usd,
+                cached,
+            )
             records.append(record)
             if record.accepted:
                 return Outcome(request, model, "accepted", tuple(records), tries=tries)
@@ -186,21 +205,42 @@ class Engine:
         error = self.fatal.message if self.fatal else "run stopped"
         return Outcome(request, model, "failed", tuple(records), error, "fatal", 0)
 
-    async def _call(self, request: Request, model: str, messages: tuple[dict[str, str], ...],
-                    attempt: int, seed: int) -> tuple[CachedCall, bool, int]:
+    async def _call(
+        self,
+        request: Request,
+        model: str,
+        messages: tuple[dict[str, str], ...],
+        attempt: int,
+        seed: int,
+    ) -> tuple[CachedCall, bool, int]:
         """One call, from the cache or the model with transport retries."""
         cfg = self.config
-        key = call_key(request=request.id, model=model, api_base=cfg.api_base,
-                       temperature=request.temperature, top_p=request.top_p,
-                       max_tokens=request.max_tokens, seed=seed, attempt=attempt,
-                       messages=messages)
+        key = call_key(
+            request=request.id,
+            model=model,
+            api_base=cfg.api_base,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            max_tokens=request.max_tokens,
+            seed=seed,
+            attempt=attempt,
+            messages=messages,
+        )
         hit = self.cache.get(key)
         if hit is not None:
             self.progress.call_done(hit.prompt_tokens, hit.completion_tokens, hit.cost_usd, True)
             return hit, True, 0
-        call = llm.LLMCall(model=model, messages=messages, temperature=request.temperature,
-                           top_p=request.top_p, max_tokens=request.max_tokens, seed=seed,
-                           timeout=cfg.timeout, api_base=cfg.api_base, api_key=cfg.api_key)
+        call = llm.LLMCall(
+            model=model,
+            messages=messages,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            max_tokens=request.max_tokens,
+            seed=seed,
+            timeout=cfg.timeout,
+            api_base=cfg.api_base,
+            api_key=cfg.api_key,
+        )
         tries = 0
         while True:
             if self.stop_reason is not None:
@@ -220,14 +260,19 @@ class Engine:
                         slot.neutral()
                     error = exc
             if error is None:
-                stored = CachedCall(result.text, result.prompt_tokens, result.completion_tokens,
-                                    result.cost_usd, result.latency_s)
-                self.cache.put(key, request=request.id, attempt=attempt, model=model,
-                               call=stored)
+                stored = CachedCall(
+                    result.text,
+                    result.prompt_tokens,
+                    result.completion_tokens,
+                    result.cost_usd,
+                    result.latency_s,
+                )
+                self.cache.put(key, request=request.id, attempt=attempt, model=model, call=stored)
                 self._any_success = True
                 self._charge(result.cost_usd)
-                self.progress.call_done(result.prompt_tokens, result.completion_tokens,
-                                        result.cost_usd, False)
+                self.progress.call_done(
+                    result.prompt_tokens, result.completion_tokens, result.cost_usd, False
+                )
                 return stored, False, tries
             if error.kind == "fatal":
                 if not self._any_success:  # nothing has worked: the setup is wrong, stop all

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compile.types import Request
-from ..model import Catalog
+from ..lang.model import Catalog
 from .outcome import Outcome
 
 Row = dict[str, Any]
@@ -43,17 +43,31 @@ def original_rows(catalog: Catalog, augmented_tasks: Iterable[str]) -> list[Row]
             continue
         for ins in task.instructions:
             ident = f"{task.name}/{ins.name}"
-            rows.append({
-                "id": ident, "task": task.name, "kind": "original", "template": ins.text,
-                "body": ins.body_text, "root": ident, "parent": None, "metaprompt": None,
-                "temperature": None, "sample": None, "attempt": None, "iteration": 0,
-                "model": None, "response_sha256": None, "request": None,
-            })
+            rows.append(
+                {
+                    "id": ident,
+                    "task": task.name,
+                    "kind": "original",
+                    "template": ins.text,
+                    "body": ins.body_text,
+                    "root": ident,
+                    "parent": None,
+                    "metaprompt": None,
+                    "temperature": None,
+                    "sample": None,
+                    "attempt": None,
+                    "iteration": 0,
+                    "model": None,
+                    "response_sha256": None,
+                    "request": None,
+                }
+            )
     return rows
 
 
-def generated_rows(outcomes: Sequence[Outcome],
-                   rewrite_key: Callable[[Request, str], str] | None = None) -> list[Row]:
+def generated_rows(
+    outcomes: Sequence[Outcome], rewrite_key: Callable[[Request, str], str] | None = None
+) -> list[Row]:
     """One row per accepted rewrite, in request order (then candidate order).
 
     ``parent`` is the instruction a rewrite was made from: the original's id in round 0;
@@ -74,14 +88,25 @@ def generated_rows(outcomes: Sequence[Outcome],
             if rewrite_key is not None:
                 lineage.setdefault(rewrite_key(req, body), ident)
             parent = lineage.get(req.parent, req.parent) if req.parent else req.instruction
-            rows.append({
-                "id": ident,
-                "task": req.task, "kind": "generated", "template": template, "body": body,
-                "root": req.root, "parent": parent, "metaprompt": req.metaprompt,
-                "temperature": req.temperature, "sample": req.sample, "attempt": last.number,
-                "iteration": req.iteration, "model": out.model,
-                "response_sha256": last.response_sha256, "request": req.id,
-            })
+            rows.append(
+                {
+                    "id": ident,
+                    "task": req.task,
+                    "kind": "generated",
+                    "template": template,
+                    "body": body,
+                    "root": req.root,
+                    "parent": parent,
+                    "metaprompt": req.metaprompt,
+                    "temperature": req.temperature,
+                    "sample": req.sample,
+                    "attempt": last.number,
+                    "iteration": req.iteration,
+                    "model": out.model,
+                    "response_sha256": last.response_sha256,
+                    "request": req.id,
+                }
+            )
     return rows
 
 
@@ -94,20 +119,34 @@ def rejected_rows(outcomes: Sequence[Outcome]) -> list[Row]:
             if not bad:
                 continue
             reasons = [{"code": r.code, "detail": r.detail} for v in bad for r in v.reasons]
-            rows.append({
-                "request": out.request.id, "task": out.request.task, "text": att.reply,
-                "reasons": reasons, "attempt": att.number, "iteration": out.request.iteration,
-                "final_status": out.status,
-            })
+            rows.append(
+                {
+                    "request": out.request.id,
+                    "task": out.request.task,
+                    "text": att.reply,
+                    "reasons": reasons,
+                    "attempt": att.number,
+                    "iteration": out.request.iteration,
+                    "final_status": out.status,
+                }
+            )
     return rows
 
 
 def failed_rows(outcomes: Sequence[Outcome]) -> list[Row]:
     """One row per failed request with its last error."""
     return [
-        {"request": o.request.id, "task": o.request.task, "error": o.error, "kind": o.error_kind,
-         "attempts": o.tries, "attempt": len(o.attempts) + 1, "iteration": o.request.iteration}
-        for o in outcomes if o.status == "failed"
+        {
+            "request": o.request.id,
+            "task": o.request.task,
+            "error": o.error,
+            "kind": o.error_kind,
+            "attempts": o.tries,
+            "attempt": len(o.attempts) + 1,
+            "iteration": o.request.iteration,
+        }
+        for o in outcomes
+        if o.status == "failed"
     ]
 
 
@@ -131,8 +170,9 @@ def write_jsonl(path: Path, rows: Iterable[Row]) -> int:
 def write_json(path: Path, data: Any) -> None:
     """Write pretty JSON atomically."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                   encoding="utf-8")
+    tmp.write_text(
+        json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     os.replace(tmp, path)
 
 
@@ -142,10 +182,17 @@ def tally(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     reasons: dict[str, int] = {}
     failures: dict[str, int] = {}
     for out in outcomes:
-        entry = per_task.setdefault(out.request.task, {
-            "requests": 0, "accepted": 0, "rejected": 0, "failed": 0, "generated": 0,
-            "reasons": {},
-        })
+        entry = per_task.setdefault(
+            out.request.task,
+            {
+                "requests": 0,
+                "accepted": 0,
+                "rejected": 0,
+                "failed": 0,
+                "generated": 0,
+                "reasons": {},
+            },
+        )
         entry["requests"] += 1
         entry[out.status] += 1
         if out.status == "accepted":
@@ -159,8 +206,9 @@ def tally(outcomes: Sequence[Outcome]) -> dict[str, Any]:
                     entry["reasons"][reason.code] = entry["reasons"].get(reason.code, 0) + 1
                     reasons[reason.code] = reasons.get(reason.code, 0) + 1
     n = len(outcomes)
-    counts = {s: sum(1 for o in outcomes if o.status == s)
-              for s in ("accepted", "rejected", "failed")}
+    counts = {
+        s: sum(1 for o in outcomes if o.status == s) for s in ("accepted", "rejected", "failed")
+    }
     return {
         "requests": n,
         **counts,

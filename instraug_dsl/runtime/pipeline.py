@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import IatRuntimeError
-from ..model import SamplingSpec
+from ..lang.model import SamplingSpec
 
 
 def _sampling(result: Any, name: str | None) -> tuple[SamplingSpec, Path]:
@@ -20,8 +20,9 @@ def _sampling(result: Any, name: str | None) -> tuple[SamplingSpec, Path]:
     if name is None:
         if len(catalog.samplings) != 1:
             known = ", ".join(catalog.samplings) or "none declared"
-            raise IatRuntimeError("`iatc run` needs exactly one `sampling` block or "
-                                  f"--sampling NAME (found: {known})")
+            raise IatRuntimeError(
+                f"`iatc run` needs exactly one `sampling` block or --sampling NAME (found: {known})"
+            )
         name = next(iter(catalog.samplings))
     if name not in catalog.samplings:
         known = ", ".join(catalog.samplings) or "none declared"
@@ -30,15 +31,25 @@ def _sampling(result: Any, name: str | None) -> tuple[SamplingSpec, Path]:
     return catalog.samplings[name], declared
 
 
-def run_pipeline(path: Path, out: Path, *, sampling: str | None = None, model: str | None = None,
-                 api_base: str | None = None, api_key: str | None = None,
-                 concurrency: int | None = None, timeout: float = 120.0, fresh: bool = False,
-                 budget: float | None = None, quiet: bool = False,
-                 stream: TextIO | None = None) -> dict[str, Any]:
+def run_pipeline(
+    path: Path,
+    out: Path,
+    *,
+    sampling: str | None = None,
+    model: str | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    concurrency: int | None = None,
+    timeout: float = 120.0,
+    fresh: bool = False,
+    budget: float | None = None,
+    quiet: bool = False,
+    stream: TextIO | None = None,
+) -> dict[str, Any]:
     """Augment then materialize; returns ``{"augment": summary, "dataset": manifest}``."""
-    from ..api import check
     from ..dataset.materialize import MaterializeOptions, materialize
     from ..dataset.run import load_run
+    from ..lang.frontend import check
     from .augment import AugmentOptions, choose_plan, run_augment
     from .engine import EngineConfig, default_concurrency
     from .progress import make_progress
@@ -52,12 +63,18 @@ def run_pipeline(path: Path, out: Path, *, sampling: str | None = None, model: s
     instances = (declared_in.parent / spec.instances).resolve()
     if not instances.is_file():
         raise IatRuntimeError(
-            f"{declared_in}: sampling {spec.name!r}: instances file {instances} does not exist")
+            f"{declared_in}: sampling {spec.name!r}: instances file {instances} does not exist"
+        )
     plan = choose_plan(catalog, spec.plan)
     effective = model or plan.model
-    config = EngineConfig(model=model, api_base=api_base, api_key=api_key,
-                          concurrency=concurrency or default_concurrency(effective),
-                          timeout=timeout, budget_usd=budget)
+    config = EngineConfig(
+        model=model,
+        api_base=api_base,
+        api_key=api_key,
+        concurrency=concurrency or default_concurrency(effective),
+        timeout=timeout,
+        budget_usd=budget,
+    )
     run_dir, data_dir = out / "run", out / "data"
     progress = make_progress(effective, quiet=quiet)
     sources = {p: src.text for p, src in result.sources.items()}
@@ -68,9 +85,11 @@ def run_pipeline(path: Path, out: Path, *, sampling: str | None = None, model: s
     if augmented.summary["run"]["stopped"] == "budget":
         raise IatRuntimeError(
             f"stopped at the budget of ${budget:g} before augmentation finished; the dataset was "
-            f"not built. Re-run with a higher --budget (completed calls in {run_dir} are kept).")
-    dataset_options = MaterializeOptions(raw_share=spec.raw_share, mode=spec.mode,
-                                         seed=spec.seed, per_task=spec.per_task)
+            f"not built. Re-run with a higher --budget (completed calls in {run_dir} are kept)."
+        )
+    dataset_options = MaterializeOptions(
+        raw_share=spec.raw_share, mode=spec.mode, seed=spec.seed, per_task=spec.per_task
+    )
     # The task declarations are the files just loaded: no need to find them again.
     run = load_run(run_dir, iat=[Path(p) for p in result.sources])
     manifest = materialize(run, instances, data_dir, dataset_options)
@@ -84,8 +103,10 @@ def _dataset_lines(manifest: dict[str, Any], data_dir: Path, stream: TextIO) -> 
     counts = counts if isinstance(counts, dict) else {}
     line = f"MIns+ written to {data_dir}"
     if "written" in counts:
-        line += (f": {counts['written']} rows ({counts.get('original', 0)} with an original "
-                 f"instruction, {counts.get('generated', 0)} with a generated one)")
+        line += (
+            f": {counts['written']} rows ({counts.get('original', 0)} with an original "
+            f"instruction, {counts.get('generated', 0)} with a generated one)"
+        )
     dropped = counts.get("dropped_instructions")
     if isinstance(dropped, dict) and dropped:
         line += "; rewrites dropped: " + ", ".join(f"{n} {k}" for k, n in sorted(dropped.items()))

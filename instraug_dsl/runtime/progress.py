@@ -56,8 +56,9 @@ class Progress:
         """Begin a phase of ``total`` requests (counters keep accumulating across rounds)."""
         self.counters.total += total
 
-    def call_done(self, prompt_tokens: int, completion_tokens: int, cost: float,
-                  cached: bool) -> None:
+    def call_done(
+        self, prompt_tokens: int, completion_tokens: int, cost: float, cached: bool
+    ) -> None:
         """A model call finished (or was served from the cache)."""
         c = self.counters
         c.calls += 1

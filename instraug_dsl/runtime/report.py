@@ -16,19 +16,40 @@ def summary_table(summary: dict[str, Any], stream: TextIO) -> None:
     from rich.table import Table
 
     totals = summary["totals"]
-    table = Table(title=f"iatc augment: plan {summary['plan']} on {summary['model']}",
-                  title_justify="left")
-    for column in ("task", "requests", "accepted", "rejected", "failed", "rewrites",
-                   "top rejection"):
-        table.add_column(column, justify="left" if column in ("task", "top rejection")
-                         else "right")
+    table = Table(
+        title=f"iatc augment: plan {summary['plan']} on {summary['model']}", title_justify="left"
+    )
+    for column in (
+        "task",
+        "requests",
+        "accepted",
+        "rejected",
+        "failed",
+        "rewrites",
+        "top rejection",
+    ):
+        table.add_column(column, justify="left" if column in ("task", "top rejection") else "right")
     for task, row in totals["per_task"].items():
         reasons = row["reasons"]
         top = max(reasons.items(), key=lambda kv: (kv[1], kv[0]))[0] if reasons else ""
-        table.add_row(task, str(row["requests"]), str(row["accepted"]), str(row["rejected"]),
-                      str(row["failed"]), str(row["generated"]), top)
-    table.add_row("[bold]total", str(totals["requests"]), str(totals["accepted"]),
-                  str(totals["rejected"]), str(totals["failed"]), str(totals["generated"]), "")
+        table.add_row(
+            task,
+            str(row["requests"]),
+            str(row["accepted"]),
+            str(row["rejected"]),
+            str(row["failed"]),
+            str(row["generated"]),
+            top,
+        )
+    table.add_row(
+        "[bold]total",
+        str(totals["requests"]),
+        str(totals["accepted"]),
+        str(totals["rejected"]),
+        str(totals["failed"]),
+        str(totals["generated"]),
+        "",
+    )
     console = Console(file=stream, width=max(100, Console(file=stream).width))
     console.print(table)
     run = summary["run"]
@@ -37,28 +58,45 @@ def summary_table(summary: dict[str, Any], stream: TextIO) -> None:
         f"{totals['completion_tokens']} completion; cost ${totals['cost_usd']:.4f} "
         f"(spent now ${run['spent_usd']:.4f}); {run['calls_made']} calls made, "
         f"{run['cache_hits']} from cache; {run['wall_time_s']:.1f} s",
-        highlight=False, markup=False)
+        highlight=False,
+        markup=False,
+    )
     if run["stopped"] == "budget":
-        console.print(f"stopped at the budget of ${run['budget_usd']:g}: re-run with a higher "
-                      "--budget to finish (completed calls are cached)", markup=False)
+        console.print(
+            f"stopped at the budget of ${run['budget_usd']:g}: re-run with a higher "
+            "--budget to finish (completed calls are cached)",
+            markup=False,
+        )
 
 
-def dry_run_listing(requests: Sequence[Request], model: str, estimate: Estimate, show: int,
-                    compiled: int, stream: TextIO) -> None:
+def dry_run_listing(
+    requests: Sequence[Request],
+    model: str,
+    estimate: Estimate,
+    show: int,
+    compiled: int,
+    stream: TextIO,
+) -> None:
     """What ``--dry-run`` prints: the first ``show`` requests' messages, then totals."""
     write = stream.write
     for request in requests[:show]:
-        write(f"=== request {request.id}  task {request.task}  {request.instruction}  "
-              f"meta-prompt {request.metaprompt}  temperature {request.temperature:g}  "
-              f"sample {request.sample}  seed {request.seed}\n")
+        write(
+            f"=== request {request.id}  task {request.task}  {request.instruction}  "
+            f"meta-prompt {request.metaprompt}  temperature {request.temperature:g}  "
+            f"sample {request.sample}  seed {request.seed}\n"
+        )
         for message in request.messages:
             write(f"--- {message.role}\n{message.content}\n")
     if len(requests) > show:
         write(f"... and {len(requests) - show} more requests\n")
     per_task = Counter(r.task for r in requests)
     temps = sorted({r.temperature for r in requests})
-    write(f"\nmodel {model}: {len(requests)} requests (of {compiled} compiled) over "
-          f"{len(per_task)} tasks, temperatures {', '.join(f'{t:g}' for t in temps)}\n")
-    write(f"estimated {estimate.prompt_tokens} prompt + {estimate.completion_tokens} completion "
-          f"tokens, ${estimate.cost_usd:.4f} for one attempt of each of the {estimate.requests} "
-          "requests; nothing was sent\n")
+    write(
+        f"\nmodel {model}: {len(requests)} requests (of {compiled} compiled) over "
+        f"{len(per_task)} tasks, temperatures {', '.join(f'{t:g}' for t in temps)}\n"
+    )
+    write(
+        f"estimated {estimate.prompt_tokens} prompt + {estimate.completion_tokens} completion "
+        f"tokens, ${estimate.cost_usd:.4f} for one attempt of each of the {estimate.requests} "
+        "requests; nothing was sent\n"
+    )

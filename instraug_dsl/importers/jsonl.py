@@ -7,8 +7,8 @@ a placeholder (an identifier) and ``{{``/``}}`` are literal braces.
 
 Output: ``DIR/<task>.iat`` per task (plus ``DIR/_types.iat`` when a type alias
 is used), deterministic byte for byte, every file checked in memory before
-anything is written.  Records are read by :mod:`instraug_dsl.importer_records`;
-slot types come from :mod:`instraug_dsl.importer_rules`.
+anything is written.  Records are read by :mod:`instraug_dsl.importers.records`;
+slot types come from :mod:`instraug_dsl.importers.rules`.
 
 >>> recs = parse_records(['{"task": "t", "template": "Is it {x}?{options}"}'], "demo.jsonl")
 >>> print(render_tasks(recs)["t.iat"].splitlines()[-2])
@@ -22,13 +22,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .diagnostics import Diagnostic
-from .errors import DataError, IatCheckError
-from .importer_records import Part as Part
-from .importer_records import Record as Record
-from .importer_records import parse_records as parse_records
-from .importer_records import read_records as read_records
-from .importer_rules import (
+from ..errors import DataError, IatCheckError
+from ..lang.diagnostics import Diagnostic
+from ..lang.strings import quote
+from .records import Part as Part
+from .records import Record as Record
+from .records import parse_records as parse_records
+from .records import read_records as read_records
+from .rules import (
     TYPE_ALIASES,
     Overrides,
     SlotRule,
@@ -36,7 +37,6 @@ from .importer_rules import (
     category_for,
     load_overrides,
 )
-from .strings import quote
 
 TYPES_FILE = "_types.iat"
 OVERRIDES_FILE = "overrides.json"
@@ -239,7 +239,7 @@ def check_files(files: dict[str, str], out_dir: str | Path) -> list[Diagnostic]:
     Returns the warnings.  A task file is checked with the alias file's
     declarations appended (after its own lines, so line numbers stay true).
     """
-    from .api import check_text  # the checker pulls in the parser; only needed here
+    from ..lang.frontend import check_text  # the checker pulls in the parser; only needed here
 
     types_text = files.get(TYPES_FILE, "")
     found: list[Diagnostic] = []

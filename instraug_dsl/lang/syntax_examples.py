@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 SYNTAX_ERROR_EXAMPLES: Mapping[str, tuple[str, ...]] = {
-    "an instruction needs a name and `=`, e.g. `instruction i0 = \"...\"`": (
+    'an instruction needs a name and `=`, e.g. `instruction i0 = "..."`': (
         'task t { instruction "x" }',
-        "task t { instruction = \"x\" }",
+        'task t { instruction = "x" }',
         'task t { instruction i0 "x" }',
     ),
     "a slot needs a type, e.g. `slot question: text from question`": (

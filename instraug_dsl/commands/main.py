@@ -1,8 +1,8 @@
-"""The ``iatc`` command line: one command per pipeline stage.
+"""``iatc``'s entry point: the fast ``check`` path, command registration, last-resort errors.
 
 Commands import heavy libraries (litellm, pyarrow) only inside their own
 bodies, so ``iatc check`` stays fast.  Every user error ends in a message and
-an exit code from :mod:`instraug_dsl.exitcodes`, never a traceback.
+an exit code from :mod:`instraug_dsl.commands.exitcodes`, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,41 +10,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
 
 import typer
 
 from . import exitcodes
-
-app = typer.Typer(
-    name="iatc",
-    help="Compile .iat instruction-augmentation programs and run them.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-PathsArg = Annotated[list[Path], typer.Argument(help="`.iat` files or directories.")]
-FormatOpt = Annotated[str, typer.Option("--format", help="Diagnostics as `text` or `json`.")]
-
-
-def fail(message: str, code: int = exitcodes.USAGE) -> NoReturn:
-    """Print an error for humans and exit."""
-    typer.echo(f"iatc: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-#: Command modules in pipeline order: ``iatc --help`` lists commands in this order.
-STAGES = ("lang", "fmt", "importer", "compile", "runtime", "dataset")
-
-
-def _register_commands() -> None:
-    # Each stage owns one module under commands/; importing them is cheap
-    # because every heavy import happens inside the command functions.
-    import importlib
-
-    for stage in STAGES:
-        importlib.import_module(f"{__package__}.commands.{stage}")
+from .app import app, register_commands
 
 
 def _fast_check(argv: list[str]) -> int | None:
@@ -72,7 +42,7 @@ def _fast_check(argv: list[str]) -> int | None:
             paths.append(Path(arg))
     if not paths or fmt not in ("text", "json"):
         return None
-    from .commands.lang import check_cmd
+    from .lang import check_cmd
 
     try:
         check_cmd(paths, fmt)
@@ -83,7 +53,7 @@ def _fast_check(argv: list[str]) -> int | None:
 
 def main() -> None:
     """Console-script entry point."""
-    from .diagnostics import set_color
+    from ..lang.diagnostics import set_color
 
     # Colour only for a person at a terminal (https://no-color.org is honoured).
     set_color(
@@ -93,7 +63,7 @@ def main() -> None:
         code = _fast_check(sys.argv[1:])  # needs only commands.lang, not every command
         if code is not None:
             sys.exit(code)
-        _register_commands()
+        register_commands()
         app()
     except KeyboardInterrupt:
         typer.echo("iatc: interrupted; completed work is kept", err=True)
@@ -101,7 +71,7 @@ def main() -> None:
     except Exception as exc:  # the last line of defence: never a bare traceback
         if os.environ.get("IATC_DEBUG"):
             raise
-        from .errors import IatError
+        from ..errors import IatError
 
         if isinstance(exc, IatError):
             typer.echo(f"iatc: error: {exc}", err=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import DataError
+from ..errors import DataError
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # The grammar's NAME: MultiInstruct task names contain hyphens (open-domain_VQA).

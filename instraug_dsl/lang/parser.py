@@ -1,7 +1,7 @@
 """The parser layer: source text in, IR module and diagnostics out.
 
 This is the only place (with :mod:`lower`) that knows about Lark.  Syntax
-errors become our :class:`~instraug_dsl.diagnostics.Diagnostic` objects,
+errors become our :class:`~instraug_dsl.lang.diagnostics.Diagnostic` objects,
 worded with the user's tokens (``expected `}` or a string``), never Lark
 terminal names.
 """
@@ -47,7 +47,7 @@ def grammar_text() -> str:
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
     # Running from a source checkout (editable install): grammar/ is top level.
-    return (Path(__file__).resolve().parent.parent / "grammar" / "iat.lark").read_text(
+    return (Path(__file__).resolve().parents[2] / "grammar" / "iat.lark").read_text(
         encoding="utf-8"
     )
 
@@ -280,9 +280,7 @@ def collect_comments(source: SourceFile) -> tuple[ir.Comment, ...]:
 
 
 #: A line that starts a top-level declaration: where parsing resumes after an error.
-_RESYNC = re.compile(
-    r"^(?:import|type|task|metaprompt|strategies|bootstrap|plan|sampling)\b", re.M
-)
+_RESYNC = re.compile(r"^(?:import|type|task|metaprompt|strategies|bootstrap|plan|sampling)\b", re.M)
 #: Syntax errors reported per file at most (later ones are usually echoes).
 MAX_SYNTAX_ERRORS = 10
 

@@ -2,8 +2,8 @@
 
 One class per grammar alias (see ``grammar/iat.lark``), grouped under a few
 abstract bases so passes can ``match`` exhaustively.  Lowering
-(:mod:`instraug_dsl.lower`) builds these nodes mechanically; the check passes
-(:mod:`instraug_dsl.check`) read them; nothing mutates them (rewrites use
+(:mod:`instraug_dsl.lang.lower`) builds these nodes mechanically; the check passes
+(:mod:`instraug_dsl.lang.check`) read them; nothing mutates them (rewrites use
 :func:`dataclasses.replace`).
 """
 

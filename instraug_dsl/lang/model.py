@@ -1,6 +1,6 @@
 """The resolved model: what the compiler, runtime and materializer consume.
 
-Built from a checked :class:`~instraug_dsl.ir.Program` by :func:`resolve`:
+Built from a checked :class:`~instraug_dsl.lang.ir.Program` by :func:`resolve`:
 type aliases followed, plan inheritance and defaults applied, guided
 meta-prompts expanded per strategy.  Only call it on programs without
 errors; the checker guarantees the references it follows exist.

@@ -1,4 +1,4 @@
-"""Loading: files and directories in, a :class:`~instraug_dsl.ir.Program` out.
+"""Loading: files and directories in, a :class:`~instraug_dsl.lang.ir.Program` out.
 
 Follows ``import`` statements relative to the importing file, reports
 missing files and import cycles, and parses every file exactly once.  The

@@ -291,7 +291,6 @@ class _Formatter:
         return self._leaf(m, sampling_line(m))
 
 
-
 # ------------------------------------------------------------ one-liners
 
 
@@ -314,7 +313,7 @@ def format_module(module: ir.Module, source_text: str) -> str:
     The text is only consulted to place comments (``module.comments``), so a
     module built in code (without comments) may pass ``""``.
 
-    >>> from instraug_dsl.parser import parse
+    >>> from instraug_dsl.lang.parser import parse
     >>> src = 'task t{slot q:text instruction i0="Q: {q}" pin "{q}"}'
     >>> print(format_module(parse(src)[0], src), end="")
     task t {
@@ -332,7 +331,7 @@ def format_source(text: str, path: str = "<string>") -> str:
     diagnostics) when the text has syntax errors or invalid escapes: a file
     that does not parse is never rewritten.
     """
-    from .errors import IatCheckError
+    from ..errors import IatCheckError
     from .parser import parse
     from .source import SourceFile
 

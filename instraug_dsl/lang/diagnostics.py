@@ -185,6 +185,7 @@ def render(diag: Diagnostic, source_text: str | None) -> str:
         lines.append(f"{pad} {_paint('= hint:', 'hint')} {diag.hint}")
     return "\n".join(lines)
 
+
 class _HasText(t.Protocol):
     @property
     def text(self) -> str: ...

@@ -19,7 +19,7 @@ import typing as t
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
 
 #: Type aliases the importer may emit, written once to ``_types.iat``.
 TYPE_ALIASES: dict[str, str] = {"regions": 'bbox[] sep "||||"'}

@@ -1,0 +1,1 @@
+"""Importers: instruction sets in other formats turned into checked `.iat` files."""
