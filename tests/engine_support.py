@@ -11,7 +11,8 @@ import re
 import warnings
 
 from instraug_dsl.compile.reply import parse_reply
-from instraug_dsl.compile.types import Message, Reason, Request, Verdict
+from instraug_dsl.compile.types import Reason, Verdict
+from instraug_dsl.contract.compiled import Message, Request
 
 
 def warm_up_litellm() -> None:

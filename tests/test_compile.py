@@ -29,6 +29,7 @@ from instraug_dsl.compile import (
     unmask,
     validate,
 )
+from instraug_dsl.contract.codec import encode
 from instraug_dsl.errors import IatCompileError
 from instraug_dsl.lang import ir
 from instraug_dsl.lang.source import BUILTIN
@@ -89,7 +90,7 @@ def library() -> Compiled:
 
 def test_multiinstruct_paper_plan_yields_2970_requests(library: Compiled) -> None:
     """METHOD.md section 1: 297 instructions x 10 samples at one temperature."""
-    counts = library.manifest["counts"]
+    counts = encode(library.manifest.counts)
     assert counts == {
         "requests": 2970,
         "validators": 297,
@@ -98,16 +99,16 @@ def test_multiinstruct_paper_plan_yields_2970_requests(library: Compiled) -> Non
         "skipped_tasks": 14,
         "skipped_instructions": 11,
     }
-    skipped = library.manifest["skipped_tasks"]
+    skipped = library.manifest.skipped_tasks
     assert isinstance(skipped, dict)
     assert sorted(k for k, v in skipped.items() if v == "pure_placeholders") == [
         "VQA",
         "open-domain_VQA",
     ]
     assert sum(v == "held_out" for v in skipped.values()) == 12
-    assert set(library.manifest["skipped_instructions"].values()) == {"pure_placeholder"}  # type: ignore[union-attr]
+    assert set(library.manifest.skipped_instructions.values()) == {"pure_placeholder"}
     assert {r.temperature for r in library.requests} == {0.6}
-    assert library.manifest["requests_per_instruction"] == 10
+    assert library.manifest.requests_per_instruction == 10
 
 
 def test_multiinstruct_mt_plan_is_eleven_times_larger() -> None:
@@ -332,7 +333,7 @@ def test_offline_rules_provider_round_trip(small: Compiled) -> None:
 # ------------------------------------------------------------- iteration
 
 
-def test_derive_requests_for_the_iterative_round() -> None:
+def test_derive_requests_for_the_iterative_round(tmp_path: Path) -> None:
     compiled = _compile_small(SMALL, "it")
     req = _req(compiled, "t/i1")
     verdict = validate(
@@ -359,8 +360,11 @@ def test_derive_requests_for_the_iterative_round() -> None:
     ] == ["copies_original"]
     with pytest.raises(IatCompileError):
         derive_requests(compiled, [(req, "Locate {region} only.")], 1)
-    with pytest.raises(IatCompileError):
-        derive_requests(Compiled((), {}, {}), [(req, verdict.restored)], 1)
+    # A compile read back from disk derives exactly the same round (its catalog
+    # snapshot carries everything the plan context needs).
+    compiled.write(tmp_path / "c")
+    again, more = derive_requests(Compiled.read(tmp_path / "c"), [(req, verdict.restored)], 1)
+    assert again == reqs[:3] and more == validators
 
 
 # ------------------------------------------------------- masking, bootstrap

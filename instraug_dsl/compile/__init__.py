@@ -30,7 +30,8 @@ from .reply import parse_reply
 from .tokens import FAMILIES, PREFERENCE, Masked, TokenFamily, template_pieces
 from .tokens import mask as _mask_pieces
 from .tokens import unmask as _unmask
-from .types import Message, ParsedReply, Reason, Request, TokenRule, ValidatorSpec, Verdict
+from .types import ParsedReply, Reason, Verdict
+from ..contract.compiled import Message, Request, TokenRule, ValidatorSpec
 from .validate import REASONS, STRUCTURAL, reask_message, validate_text
 
 __all__ = [

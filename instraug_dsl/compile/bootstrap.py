@@ -18,7 +18,7 @@ from ..lang.model import Catalog
 from ..lang.strings import quote
 from .prompt import render_bootstrap
 from .reply import parse_reply
-from .types import Message
+from ..contract.compiled import Message
 
 _NAME = re.compile(r"[^a-z0-9]+")
 

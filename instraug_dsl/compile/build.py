@@ -15,7 +15,8 @@ import json
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import IatCompileError
 from ..lang import ir
@@ -23,10 +24,19 @@ from ..lang.diagnostics import did_you_mean
 from ..lang.model import Catalog, InstructionSpec, MetaPromptSpec, PlanSpec, TaskSpec, pieces_text
 from .prompt import render_messages
 from .tokens import PREFERENCE, Masked, choose_family, mask, template_pieces
-from .types import Request, ValidatorSpec
+from ..contract.compiled import (
+    CatalogSnapshot,
+    CompiledFiles,
+    CompiledManifest,
+    Request,
+    TaskRequests,
+    ValidatorSpec,
+    read_compiled,
+    write_compiled,
+)
+from .artifacts import build_manifest, snapshot
 from .validate import build_validator
 
-FORMAT = "iatc-compile/1"
 #: Why a task or instruction produced no request.
 SKIP_HELD_OUT = "held_out"
 SKIP_AUGMENT_FALSE = "augment_false"
@@ -53,16 +63,18 @@ class PlanContext:
 
 @dataclass
 class Compiled:
-    """Compiler output: requests, validators by id, and the manifest.
+    """Compiler output: requests, validators by id, the manifest and the catalog snapshot.
 
-    ``context`` is set when compiled in-process (needed by
-    :func:`derive_requests`); :meth:`read` leaves it ``None``.
+    :meth:`write` and :meth:`read` go through :mod:`instraug_dsl.contract.compiled`; a
+    compile read back from disk has the same :attr:`context` (catalog, plan, token
+    preference) as one made in-process, so :func:`derive_requests` works on both.
     """
 
     requests: tuple[Request, ...]
     validators: dict[str, ValidatorSpec]
-    manifest: dict[str, object]
-    context: PlanContext | None = field(default=None, compare=False, repr=False)
+    manifest: CompiledManifest
+    snapshot: CatalogSnapshot
+    context: PlanContext = field(compare=False, repr=False)
 
     def request(self, request_id: str) -> Request:
         """Look a request up by id."""
@@ -76,18 +88,19 @@ class Compiled:
         return self.validators[request.validator]
 
     def write(self, out_dir: str | os.PathLike[str]) -> None:
-        """Write requests.jsonl, validators.json and manifest.json (deterministic bytes)."""
-        from .artifacts import write_artifacts
-
-        write_artifacts(self, out_dir)
+        """Write requests, validators, manifest and catalog (deterministic bytes)."""
+        files = CompiledFiles(self.requests, self.validators, self.manifest, self.snapshot)
+        write_compiled(Path(out_dir), files)
 
     @classmethod
     def read(cls, out_dir: str | os.PathLike[str]) -> Compiled:
-        """Load artifacts written by :meth:`write`."""
-        from .artifacts import read_artifacts
-
-        requests, validators, manifest = read_artifacts(out_dir)
-        return cls(requests, validators, manifest)
+        """Load a compile written by :meth:`write`."""
+        files = read_compiled(Path(out_dir))
+        manifest = files.manifest
+        context = PlanContext(
+            files.snapshot.catalog(), manifest.plan, tuple(manifest.token_preference)
+        )
+        return cls(files.requests, files.validators, manifest, files.snapshot, context)
 
 
 def _seed(plan_seed: int, identity: Sequence[object]) -> int:
@@ -224,14 +237,12 @@ def compile_plan(
     ``sources`` maps each loaded file's path to its text; their hashes go into
     the manifest (paths relative to the files' common directory).
     """
-    from .artifacts import build_manifest
-
     ctx = plan_context(catalog, plan_name, preference)
     requests: list[Request] = []
     validators: dict[str, ValidatorSpec] = {}
     skipped_tasks: dict[str, str] = {}
     skipped_instructions: dict[str, str] = {}
-    per_task: dict[str, dict[str, int]] = {}
+    per_task: dict[str, TaskRequests] = {}
     for task in sorted(catalog.tasks.values(), key=lambda t: t.name):
         reason = _task_skip(task, ctx.plan)
         if reason is not None:
@@ -250,12 +261,13 @@ def compile_plan(
             requests.extend(reqs)
             validators[spec.id] = spec
             used += 1
-        per_task[task.name] = {"instructions": used, "requests": len(requests) - before}
+        per_task[task.name] = TaskRequests(used, len(requests) - before)
     _check_unique(requests)
     manifest = build_manifest(
         ctx, requests, validators, sources or {}, skipped_tasks, skipped_instructions, per_task
     )
-    return Compiled(tuple(requests), dict(sorted(validators.items())), manifest, ctx)
+    validators = dict(sorted(validators.items()))
+    return Compiled(tuple(requests), validators, manifest, snapshot(ctx, sources or {}), ctx)
 
 
 def _check_unique(requests: Sequence[Request]) -> None:
@@ -287,10 +299,6 @@ def derive_requests(
     rewrite being rephrased.  Duplicate bodies are derived once.
     """
     ctx = source.context if isinstance(source, Compiled) else source
-    if ctx is None:
-        raise IatCompileError(
-            "derive_requests needs a compile made in this process (or a PlanContext)"
-        )
     out: dict[str, Request] = {}
     validators: dict[str, ValidatorSpec] = {}
     for parent_req, body in accepted:
@@ -320,13 +328,3 @@ def derive_requests(
     return tuple(
         sorted(out.values(), key=lambda r: (r.task, r.root, r.instruction, r.metaprompt))
     ), validators
-
-
-def plan_json(plan: PlanSpec) -> dict[str, object]:
-    """The plan as JSON data (for the manifest)."""
-    data = asdict(plan)
-    data["uses"] = [list(u) for u in plan.uses]
-    data["temperatures"] = list(plan.temperatures)
-    data["length_ratio"] = list(plan.length_ratio)
-    data["task_names"] = list(plan.task_names) if plan.task_names is not None else None
-    return data

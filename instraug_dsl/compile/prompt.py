@@ -13,7 +13,7 @@ from jinja2 import TemplateError
 from ..errors import IatCompileError
 from ..lang.model import BootstrapSpec, MetaPromptSpec, TaskSpec
 from ..lang.templating import render_template
-from .types import Message
+from ..contract.compiled import Message
 
 
 def _render(source: str, variables: dict[str, object], what: str) -> str:

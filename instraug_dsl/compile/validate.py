@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from .export import LINE_BREAKS, TRAIL_CHARS, Structure, build_gbnf, build_regexes
 from .tokens import FAMILIES, Masked, split_tokens
-from .types import Reason, TokenRule, ValidatorSpec, Verdict
+from .types import Reason, Verdict
+from ..contract.compiled import TokenRule, ValidatorSpec
 
 #: Every reason code, with what it means (docs/compiler.md lists the same).
 REASONS: dict[str, str] = {

@@ -604,8 +604,22 @@ def plan_chain(plan: ir.Plan, ctx: Context) -> list[ir.Plan]:
 
 
 def check_plans(program: ir.Program, ctx: Context) -> None:
-    """Held-out tasks (E050), non-augmentable tasks (W051), no meta-prompt (E053)."""
+    """Held-out tasks (E050), non-augmentable tasks (W051), no meta-prompt (E053),
+    more than one ``default plan`` (E057)."""
+    first_default: ir.Plan | None = None
     for plan in all_of(program, ir.Plan):
+        if plan.default and first_default is None:
+            first_default = plan
+        elif plan.default and first_default is not None:
+            where = first_default.span
+            ctx.diagnostics.add(
+                "E057",
+                f"plan `{plan.name.value}` is marked `default`, but "
+                f"`{first_default.name.value}` already is",
+                plan.name.span,
+                hint=f"keep `default` on one plan only (the other is at "
+                f"{where.path}:{where.line}:{where.col})",
+            )
         for m in plan.members:
             if isinstance(m, ir.Tasks) and isinstance(m.selector, ir.SelectNames):
                 for n in m.selector.names:

@@ -67,6 +67,7 @@ CODES: Mapping[str, str] = {
     "E054": "invalid meta-prompt template",
     "E055": "unknown meta-prompt variable",
     "E056": "meta-prompt lacks the instruction",
+    "E057": "more than one default plan",
     # files and imports
     "E060": "imported file not found",
     "E061": "import cycle",

@@ -217,8 +217,9 @@ class _Formatter:
                 return self._block(item, f"bootstrap {n.value}", n.span.end, ms, self.prompt_member)
             case ir.Strategies(name=n, items=strats):
                 return self._block(item, f"strategies {n.value}", n.span.end, strats, self.strategy)
-            case ir.Plan(name=n, extends=base, members=ms):
-                header = f"plan {n.value}" + (f" extends {base.value}" if base else "")
+            case ir.Plan(name=n, extends=base, members=ms, default=default):
+                header = ("default " if default else "") + f"plan {n.value}"
+                header += f" extends {base.value}" if base else ""
                 end = (base or n).span.end
                 return self._block(item, header, end, ms, self.plan_member)
             case ir.Sampling(name=n, members=ms):

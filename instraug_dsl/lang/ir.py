@@ -548,12 +548,16 @@ PlanMember = (
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """``plan name [extends base] { ... }``: an augmentation plan."""
+    """``[default] plan name [extends base] { ... }``: an augmentation plan.
+
+    ``default`` marks the plan used when a command names none (not inherited).
+    """
 
     name: Name
     extends: Name | None
     members: tuple[PlanMember, ...]
     span: Span
+    default: bool = False
 
 
 # ---- sampling

@@ -236,6 +236,10 @@ class Lowering(Transformer[Token, t.Any]):
         members = rest[1:] if extends is not None else rest
         return ir.Plan(name, extends, members, self._span(meta))
 
+    def default_plan_decl(self, meta: t.Any, name: ir.Name, *rest: t.Any) -> ir.Plan:
+        plan = self.plan_decl(meta, name, *rest)
+        return ir.Plan(plan.name, plan.extends, plan.members, plan.span, default=True)
+
     def plan_use(self, meta: t.Any, name: ir.Name, samples: Token | None = None) -> ir.Use:
         return ir.Use(name, self._int(samples) if samples is not None else None, self._span(meta))
 

@@ -188,6 +188,7 @@ class Catalog:
     plans: dict[str, PlanSpec]
     samplings: dict[str, SamplingSpec]
     source_paths: dict[str, str]
+    default_plan: str | None = None
 
 
 def _path(fp: ir.FieldPath) -> tuple[PathKey, ...]:
@@ -391,4 +392,5 @@ def resolve(ctx: Context) -> Catalog:
         plans={n: _plan(p, ctx) for n, p in ctx.plans.items()},
         samplings={n: _sampling(s) for n, s in ctx.samplings.items()},
         source_paths={n: t.span.path for n, t in ctx.tasks.items()},
+        default_plan=next((n for n, p in ctx.plans.items() if p.default), None),
     )

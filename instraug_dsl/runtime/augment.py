@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compile import Compiled
-from ..compile.types import Request
+from ..contract.compiled import Request
 from ..errors import IatRuntimeError
 from ..lang.model import Catalog, PlanSpec
 from . import compiler_api, llm

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..compile import Compiled, ValidatorSpec, compile_plan, derive_requests, evaluate_reply
 from ..compile import rewrite_id as _rewrite_id
-from ..compile.types import Request, Verdict
+from ..compile.types import Verdict
+from ..contract.compiled import Request
 from ..lang.model import Catalog
 from .engine import Evaluator
 from .outcome import Outcome

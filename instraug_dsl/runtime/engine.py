@@ -20,7 +20,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..compile.types import Request, Verdict
+from ..compile.types import Verdict
+from ..contract.compiled import Request
 from ..errors import ProviderError
 from . import llm
 from .cache import CachedCall, CallCache, call_key

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..compile.types import Request
+from ..contract.compiled import Request
 
 _CHARS_PER_TOKEN = 4.0
 _PER_MESSAGE = 4

@@ -6,7 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-from ..compile.types import Request, Verdict
+from ..compile.types import Verdict
+from ..contract.compiled import Request
 
 Status = Literal["accepted", "rejected", "failed"]
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..compile.types import Request
+from ..contract.compiled import Request
 from ..lang.model import Catalog
 from .outcome import Outcome
 

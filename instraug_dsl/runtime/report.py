@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from ..compile.types import Request
+from ..contract.compiled import Request
 from .estimate import Estimate
 
 

@@ -1,0 +1,285 @@
+"""The run directory ``iatc augment`` writes and ``iatc materialize``/``stats`` read.
+
+::
+
+    RUN_DIR/
+      compiled/            the compiled plan (contract.compiled), catalog snapshot included
+      instructions.jsonl   InstructionRow: every original of the augmented tasks, then every
+                           accepted rewrite, in request order
+      rejected.jsonl       RejectedRow: every rejected reply of every attempt, with reasons
+      failed.jsonl         FailedRow: every request that could not be completed
+      summary.json         Summary: counts that reconcile, tokens, cost, versions
+      cache.sqlite         every completed model call (resume repeats none)
+      lock                 held by the one process writing the run
+
+A run directory is self-contained: everything a later stage needs is in it, so it can be
+moved, copied to another machine or outlive its ``.iat`` sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from ..fsio import iter_jsonl, read_json, write_json, write_jsonl
+from .codec import decode, encode
+
+RUN_FORMAT = "iatc-run/1"
+
+T = TypeVar("T")
+
+Kind = Literal["original", "generated"]
+Status = Literal["accepted", "rejected", "failed"]
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The paths of one run directory."""
+
+    root: Path
+
+    @property
+    def compiled(self) -> Path:
+        """The compiled plan's folder."""
+        return self.root / "compiled"
+
+    @property
+    def instructions(self) -> Path:
+        """Originals and accepted rewrites."""
+        return self.root / "instructions.jsonl"
+
+    @property
+    def rejected(self) -> Path:
+        """Rejected replies with their reasons."""
+        return self.root / "rejected.jsonl"
+
+    @property
+    def failed(self) -> Path:
+        """Requests that could not be completed."""
+        return self.root / "failed.jsonl"
+
+    @property
+    def summary(self) -> Path:
+        """The run's counts and facts."""
+        return self.root / "summary.json"
+
+    @property
+    def cache(self) -> Path:
+        """The call cache."""
+        return self.root / "cache.sqlite"
+
+    @property
+    def lock(self) -> Path:
+        """The writer's lock file."""
+        return self.root / "lock"
+
+    def is_run(self) -> bool:
+        """True when the folder looks like a run directory of this tool."""
+        return (self.compiled / "manifest.json").is_file() or self.summary.is_file()
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionRow:
+    """One line of ``instructions.jsonl``: an original or an accepted rewrite.
+
+    ``template`` is the whole instruction with ``{slot}`` references (pinned edges
+    re-attached); ``body`` the part that was paraphrased.  Generated rows carry their
+    provenance: the request, meta-prompt, temperature, sample, attempt, round, model and
+    the SHA-256 of the raw reply (which ties the row to ``cache.sqlite``).
+    """
+
+    id: str
+    task: str
+    kind: Kind
+    template: str
+    body: str | None = None
+    root: str | None = None
+    parent: str | None = None
+    metaprompt: str | None = None
+    temperature: float | None = None
+    sample: int | None = None
+    attempt: int | None = None
+    iteration: int | None = None
+    model: str | None = None
+    response_sha256: str | None = None
+    request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonRow:
+    """A validator's reason code and its detail."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """One rejected reply (all its candidates' reasons) of one attempt of one request."""
+
+    request: str
+    task: str
+    text: str
+    reasons: tuple[ReasonRow, ...]
+    attempt: int
+    iteration: int
+    final_status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRow:
+    """A request that could not be completed, with its last error."""
+
+    request: str
+    task: str
+    error: str | None
+    kind: str | None
+    attempts: int
+    attempt: int
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskTally:
+    """Per-task counts of a run."""
+
+    requests: int
+    accepted: int
+    rejected: int
+    failed: int
+    generated: int
+    reasons: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Counts over the whole run; ``reconciled`` is accepted + rejected + failed == requests."""
+
+    requests: int
+    accepted: int
+    rejected: int
+    failed: int
+    reconciled: bool
+    generated: int
+    attempts: int
+    per_task: dict[str, TaskTally]
+    rejection_reasons: dict[str, int]
+    failure_kinds: dict[str, int]
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What ``--tasks``/``--limit``/``--shard`` kept of the compiled requests."""
+
+    tasks: tuple[str, ...] | None
+    limit: int | None
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoundCounts:
+    """Outcomes of one round (MIns+_Iter rounds after the first)."""
+
+    iteration: int
+    requests: int
+    accepted: int
+    rejected: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutputCounts:
+    """Rows written to the result files."""
+
+    instructions: int
+    originals: int
+    generated: int
+    rejected_rows: int
+    failed_rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """What the compiler left out on purpose, with reasons."""
+
+    tasks: dict[str, str]
+    instructions: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class EstimateFacts:
+    """The pre-flight estimate of what was left to send."""
+
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationFacts:
+    """Facts of this invocation (they differ between a resumed and a straight run)."""
+
+    estimate: EstimateFacts
+    wall_time_s: float
+    calls_made: int
+    cache_hits: int
+    spent_usd: float
+    stopped: str | None
+    budget_usd: float | None
+    concurrency: int
+    rate_limit_cuts: int
+    fresh: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """``summary.json``: what a run did, in numbers that reconcile.
+
+    ``api_base`` is recorded without credentials (user-info and query strings are
+    stripped before anything is written).
+    """
+
+    format: str
+    plan: str
+    model: str
+    api_base: str | None
+    mode: str
+    temperatures: tuple[float, ...]
+    attempts_per_request: int
+    iterations: int
+    requests_compiled: int
+    selection: Selection
+    totals: Totals
+    reconciliation: str
+    rounds: tuple[RoundCounts, ...]
+    outputs: OutputCounts
+    skipped: Skipped
+    run: InvocationFacts
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def write_rows(path: Path, rows: Iterable[object]) -> int:
+    """Write typed rows as JSON Lines (sorted keys), atomically; returns the count."""
+    return write_jsonl(path, (encode(row) for row in rows))
+
+
+def read_rows(path: Path, cls: type[T]) -> Iterator[T]:
+    """Read typed rows; a bad line is a :class:`~instraug_dsl.errors.DataError` with file:line."""
+    for where, data in iter_jsonl(path):
+        yield decode(cls, data, where)
+
+
+def write_summary(path: Path, summary: Summary) -> None:
+    """Write ``summary.json``."""
+    write_json(path, encode(summary))
+
+
+def read_summary(path: Path) -> Summary:
+    """Read ``summary.json``; errors name the file and field."""
+    return decode(Summary, read_json(path), str(path))
