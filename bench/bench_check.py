@@ -11,8 +11,8 @@ Measures, in fresh subprocesses (median of N runs):
 and prints each as a ratio of the baseline.  Target: warm ratio <= 3.
 
 If ``templates/multiinstruct`` holds fewer than 75 `.iat` files, a similar
-75-task directory is generated from ``multiinstruct_instructions.jsonl``
-into a temporary directory (pass ``--data`` to point at that file).
+75-task directory is generated from ``examples/multiinstruct/instructions.jsonl``
+into a temporary directory (pass ``--data`` to use another instructions file).
 
     python bench/bench_check.py [--runs 11] [--dir templates/multiinstruct]
 """
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = Path("/work/shared/data/multiinstruct_instructions.jsonl")
+DEFAULT_DATA = ROOT / "examples" / "multiinstruct" / "instructions.jsonl"
 IATC = "from instraug_dsl.commands.main import main; main()"
 
 

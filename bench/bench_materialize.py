@@ -18,7 +18,7 @@
 (c) Peak RSS of a child process materializing 10K vs 1M instances: streaming keeps the
     ratio near 1.
 
-Instances are synthesized from the training samples of shared/data/multiinstruct_samples.jsonl
+Instances are synthesized from the training samples of examples/multiinstruct/samples.jsonl
 (``unique_id`` made unique); tasks come from templates/multiinstruct; every paraphrasable
 original gets ``--rewrites`` synthetic rewrites (random words around its slots, so ROUGE-L
 dedup keeps them), about the paper's 9.8K kept instructions by default.  ((b), ROUGE-L, is
@@ -43,15 +43,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from instraug_dsl import ir  # noqa: E402
 from instraug_dsl.dataset.filters import TaskPool, run_pools  # noqa: E402
 from instraug_dsl.dataset.records import MISSING, TaskIndex, lookup  # noqa: E402
 from instraug_dsl.dataset.render import TaskRenderer, render_target  # noqa: E402
 from instraug_dsl.dataset.run import Run, load_run  # noqa: E402
 from instraug_dsl.dataset.sampling import Sampler  # noqa: E402
+from instraug_dsl.lang import ir  # noqa: E402
 from instraug_dsl.lang.model import TaskSpec, pieces_text  # noqa: E402
 
-SAMPLES = ROOT.parent / "shared" / "data" / "multiinstruct_samples.jsonl"
+SAMPLES = ROOT / "examples" / "multiinstruct" / "samples.jsonl"
 LIBRARY = ROOT / "templates" / "multiinstruct"
 
 
@@ -283,8 +283,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.n, args.big = 5_000, 100_000
-    if not SAMPLES.is_file():
-        sys.exit(f"shared data not found at {SAMPLES}")
     samples = train_samples()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)

@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for i, (ident, pieces) in enumerate(bodies):
                     masked = mask(pieces, fam)
                     tokens = tuple(t for t, _ in masked.token_map)
-                    msgs = render_messages(mp, masked.protected, tokens, task)
+                    msgs = render_messages(mp, masked.protected, tokens, task, family=fam)
                     sampling = {
                         "temperature": 0.6,
                         "top_p": 0.9,

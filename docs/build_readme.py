@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-CHAPTERS = ("language.md", "importer.md", "compiler.md", "runtime.md", "dataset.md")
+CHAPTERS = ("pipeline.md", "language.md", "importer.md", "compiler.md", "runtime.md", "dataset.md")
 
 
 def _demote(text: str) -> str:
@@ -31,12 +31,16 @@ def _demote(text: str) -> str:
 def build() -> str:
     """Return the README text."""
     parts = [(DOCS / "_intro.md").read_text(encoding="utf-8").rstrip()]
-    parts.append("## Contents\n\n" + "\n".join(
-        f"- {title}" for title in (
-            (DOCS / name).read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
-            for name in CHAPTERS
+    parts.append(
+        "## Contents\n\n"
+        + "\n".join(
+            f"- {title}"
+            for title in (
+                (DOCS / name).read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
+                for name in CHAPTERS
+            )
         )
-    ))
+    )
     for name in CHAPTERS:
         parts.append(_demote((DOCS / name).read_text(encoding="utf-8").rstrip()))
     return "\n\n".join(parts) + "\n"

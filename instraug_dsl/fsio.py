@@ -16,6 +16,8 @@ import errno
 import hashlib
 import json
 import os
+import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -118,9 +120,7 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 def dumps(data: Json, *, indent: int | None = 2, sort_keys: bool = True) -> str:
     """Strict JSON text (``NaN``/``Infinity`` refused), UTF-8 kept readable."""
-    return json.dumps(
-        data, indent=indent, sort_keys=sort_keys, ensure_ascii=False, allow_nan=False
-    )
+    return json.dumps(data, indent=indent, sort_keys=sort_keys, ensure_ascii=False, allow_nan=False)
 
 
 def json_line(data: Json, *, sort_keys: bool = True) -> str:
@@ -189,6 +189,24 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, Json]]:
                 raise DataError(f"{where}: JSON nested too deeply") from None
 
 
+def file_format(path: Path, *, max_bytes: int = 16 << 20) -> str | None:
+    """The top-level ``"format"`` string of a JSON file, or None when the file is missing,
+    larger than ``max_bytes``, not a JSON object or has no such string.
+
+    iatc's own files (``summary.json``, the manifests) carry a ``format`` such as
+    ``iatc-run/1``; this is how a command tells them from a user's file of the same name
+    before writing over it.  Never raises.
+    """
+    try:
+        if not path.is_file() or path.stat().st_size > max_bytes:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # ValueError: bad JSON or not UTF-8
+        return None
+    value = data.get("format") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file, read in blocks."""
     digest = hashlib.sha256()
@@ -201,3 +219,28 @@ def sha256_file(path: Path) -> str:
 def sha256_text(text: str) -> str:
     """Hex SHA-256 of a text's UTF-8 bytes."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+#: The environment variable that moves (or, set to "", disables) every cache of iatc.
+CACHE_ENV = "IATC_CACHE_DIR"
+
+
+def cache_dir(kind: str) -> Path | None:
+    """The one rule for iatc's caches: ``$IATC_CACHE_DIR/<kind>``, else the user cache
+    folder (``$XDG_CACHE_HOME`` or ``~/.cache``, ``%LOCALAPPDATA%`` on Windows)
+    ``/instraug-dsl/<kind>``.  ``IATC_CACHE_DIR=""`` means no cache: ``None``."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured is not None:
+        return Path(configured).expanduser() / kind if configured else None
+    if sys.platform == "win32":
+        root = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "instraug-dsl" / kind
+
+
+def scratch_dir(kind: str) -> Path:
+    """``cache_dir(kind)``, or a per-user temporary folder when caching is disabled (for
+    files that must exist somewhere to be used at all, such as an assembled model)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return cache_dir(kind) or Path(tempfile.gettempdir()) / f"instraug-dsl-{uid}" / kind

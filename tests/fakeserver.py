@@ -11,7 +11,14 @@ request's ``seed``.
 Faults are picked deterministically per chat request: request ``n`` (0-based) uses
 ``script[n]`` when ``n < len(script)`` (``None`` or ``"ok"`` = no fault), otherwise
 ``Random(f"{seed}:{n}")`` draws a fault from ``faults`` with probability ``fault_rate``.
-Fault names: see `HTTP_FAULTS`, `FATAL_FAULTS` and `CONTENT_FAULTS`.
+Fault names: see `HTTP_FAULTS`, `FATAL_FAULTS`, `HOSTILE_FAULTS` and `CONTENT_FAULTS`.
+
+``mode="scripted"`` answers with a function of the request instead: ``reply(instruction,
+reask)`` gets the protected instruction of the request's *first* user message (the text
+between ``<instruction>`` tags, else the whole message) and, on a re-ask, the re-ask text
+(``None`` on a first attempt), and returns the message content, or a `Fault` to answer
+with that fault.  Replies then depend on the request alone, never on arrival order, so a
+run against the scripted server is deterministic at any concurrency.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import json
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from instraug_dsl.runtime import offline
@@ -36,6 +44,12 @@ HTTP_FAULTS = (
 )
 # Never drawn by default; name them in `faults` or `script` to test fatal-error mapping.
 FATAL_FAULTS = ("unauthorized", "bad_request")  # 401, 400
+# A hostile or broken server; never drawn by default either.
+HOSTILE_FAULTS = (
+    "huge",  # 200, a valid completion whose content is `huge_bytes` long (Content-Length set)
+    "endless",  # 200, chunked body that never ends (until the client hangs up)
+    "echo_key",  # 401 whose error message repeats the Authorization header and the URL
+)
 CONTENT_FAULTS = offline.CHAOS_MODES  # a valid HTTP reply whose content is a broken rewrite
 DEFAULT_FAULTS = HTTP_FAULTS + (
     "drop_token",
@@ -44,7 +58,18 @@ DEFAULT_FAULTS = HTTP_FAULTS + (
     "python_payload",
     "template_payload",
 )
-MODES = ("rewrite", "echo", "fixed")
+MODES = ("rewrite", "echo", "fixed", "scripted")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A scripted reply that is a fault (any name of `HTTP_FAULTS` or `FATAL_FAULTS`)."""
+
+    name: str
+
+
+#: ``reply(instruction, reask)`` of ``mode="scripted"``: the message content or a `Fault`.
+Script = Callable[[str, str | None], str | Fault]
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -65,14 +90,17 @@ class FakeServer:
         faults: the fault names drawn from (`DEFAULT_FAULTS`; any of `HTTP_FAULTS` or
             `CONTENT_FAULTS`, or `FATAL_FAULTS`).
         script: explicit faults for the first requests, e.g. ``["rate_limit", None]``.
-        mode: ``rewrite`` (default), ``echo`` (instruction unchanged) or ``fixed`` (`content`
-            verbatim as the message content).
+        mode: ``rewrite`` (default), ``echo`` (instruction unchanged), ``fixed`` (`content`
+            verbatim as the message content) or ``scripted`` (`reply` decides).
         content: the message content for ``mode="fixed"``.
+        reply: the `Script` of ``mode="scripted"``.
         hang_s: how long the ``timeout`` fault sleeps.
         retry_after: the Retry-After value (seconds) sent with 429.
+        huge_bytes: the content length of the ``huge`` fault.
 
     Attributes after start: ``base_url`` (``http://127.0.0.1:PORT/v1``), ``requests`` (chat
-    requests received), ``log`` (one dict per chat request: ``n``, ``body``, ``fault``).
+    requests received), ``log`` (one dict per chat request: ``n``, ``body``, ``fault``,
+    ``headers``), ``body_bytes`` (bytes of reply bodies written so far).
     """
 
     def __init__(
@@ -85,23 +113,28 @@ class FakeServer:
         script: Sequence[str | None] = (),
         mode: str = "rewrite",
         content: str | None = None,
+        reply: Script | None = None,
         hang_s: float = 30.0,
         retry_after: float = 1.0,
+        huge_bytes: int = 10_000_000,
     ) -> None:
         unknown = [
             f
             for f in [*faults, *script]
-            if f not in (*HTTP_FAULTS, *FATAL_FAULTS, *CONTENT_FAULTS, None, "ok")
+            if f not in (*HTTP_FAULTS, *FATAL_FAULTS, *HOSTILE_FAULTS, *CONTENT_FAULTS, None, "ok")
         ]
         if unknown:
             raise ValueError(f"unknown fault(s) {unknown}")
         if mode not in MODES or (mode == "fixed") != (content is not None):
             raise ValueError(f"mode must be one of {MODES}; content is given iff mode='fixed'")
+        if (mode == "scripted") != (reply is not None):
+            raise ValueError("reply is given iff mode='scripted'")
         self.latency, self.fault_rate, self.seed = latency, fault_rate, seed
         self.faults, self.script = tuple(faults), tuple(script)
-        self.mode, self.content = mode, content
-        self.hang_s, self.retry_after = hang_s, retry_after
+        self.mode, self.content, self.reply = mode, content, reply
+        self.hang_s, self.retry_after, self.huge_bytes = hang_s, retry_after, huge_bytes
         self.requests = 0
+        self.body_bytes = 0
         self.log: list[dict[str, Any]] = []
         self.port = 0
         self._lock = threading.Lock()
@@ -226,13 +259,62 @@ class FakeServer:
             await self._send(writer, 400, b'{"error": {"message": "body is not JSON"}}')
             return keep_alive
         fault = self.fault_for(n)
+        scripted: str | None = None
+        if self.mode == "scripted" and fault is None:
+            answer = self._scripted(request)
+            if isinstance(answer, Fault):
+                if answer.name not in (*HTTP_FAULTS, *FATAL_FAULTS, *HOSTILE_FAULTS):
+                    raise ValueError(f"unknown scripted fault {answer.name!r}")
+                fault = answer.name
+            else:
+                scripted = answer
         with self._lock:
-            self.log.append({"n": n, "body": request, "fault": fault})
+            self.log.append({"n": n, "body": request, "fault": fault, "headers": headers})
         await asyncio.sleep(self.latency)
-        return await self._reply(writer, request, n, fault) and keep_alive
+        if fault == "echo_key":  # a careless server: its error repeats what it was sent
+            message = (
+                f"Incorrect API key provided: {headers.get('authorization', '')}; "
+                f"request was POST http://{headers.get('host', '')}{path}"
+            )
+            await self._send(writer, 401, json.dumps({"error": {"message": message}}).encode())
+            return keep_alive
+        if fault == "endless":
+            await self._endless(writer)
+            return False
+        return await self._reply(writer, request, n, fault, scripted) and keep_alive
+
+    async def _endless(self, writer: asyncio.StreamWriter) -> None:
+        """A 200 reply whose chunked body never ends: stops only when the client hangs up."""
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        )
+        writer.write(head.encode("latin-1"))
+        start = b'{"id": "chatcmpl-endless", "choices": [{"index": 0, "message": {"content": "'
+        chunk = b"x" * 65536
+        for data in (start, *(chunk for _ in range(1 << 20))):  # 64 GB: "never"
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            await writer.drain()  # raises once the client has gone
+            with self._lock:
+                self.body_bytes += len(data)
+
+    def _scripted(self, request: dict[str, Any]) -> str | Fault:
+        """Ask the script: the first user message's instruction, and the re-ask if any."""
+        assert self.reply is not None
+        messages = request.get("messages") or []
+        users = [m for m in messages if m.get("role") == "user"]
+        instruction = offline.extract_instruction(users[:1])
+        asked_again = any(m.get("role") == "assistant" for m in messages)
+        reask = str(users[-1].get("content", "")) if asked_again and users else None
+        return self.reply(instruction, reask)
 
     async def _reply(
-        self, writer: asyncio.StreamWriter, request: dict[str, Any], n: int, fault: str | None
+        self,
+        writer: asyncio.StreamWriter,
+        request: dict[str, Any],
+        n: int,
+        fault: str | None,
+        scripted: str | None = None,
     ) -> bool:
         if fault == "rate_limit":
             error = {
@@ -260,20 +342,26 @@ class FakeServer:
         if fault == "malformed_json":
             await self._send(writer, 200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0,')
             return True
-        body = json.dumps(self._completion(request, n, fault)).encode()
+        body = json.dumps(self._completion(request, n, fault, scripted)).encode()
         if fault == "truncated":
             await self._send(writer, 200, body[: len(body) // 2], content_length=len(body))
             return False  # closing mid-body is the fault
         await self._send(writer, 200, body)
         return True
 
-    def _completion(self, request: dict[str, Any], n: int, fault: str | None) -> dict[str, Any]:
+    def _completion(
+        self, request: dict[str, Any], n: int, fault: str | None, scripted: str | None = None
+    ) -> dict[str, Any]:
         messages = request.get("messages") or []
         instruction = offline.extract_instruction(messages)
         seed = request.get("seed")
         seed = seed if isinstance(seed, int) else n
         if fault in CONTENT_FAULTS:
             content = offline.corrupt(instruction, seed, fault)
+        elif scripted is not None:
+            content = scripted
+        elif fault == "huge":
+            content = "x" * self.huge_bytes
         elif self.mode == "fixed":
             content = self.content or ""
         elif self.mode == "echo":
@@ -307,8 +395,8 @@ class FakeServer:
             },
         }
 
-    @staticmethod
     async def _send(
+        self,
         writer: asyncio.StreamWriter,
         status: int,
         body: bytes,
@@ -320,6 +408,7 @@ class FakeServer:
             "Content-Length": str(len(body) if content_length is None else content_length),
             **(extra or {}),
         }
+        self.body_bytes += len(body)
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
             + "".join(f"{k}: {v}\r\n" for k, v in headers.items())

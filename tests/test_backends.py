@@ -329,7 +329,7 @@ def test_backend_error_pickles() -> None:
 
 @pytest.fixture
 def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(embedded.CACHE_ENV, str(tmp_path / "models"))
+    monkeypatch.setenv("IATC_CACHE_DIR", str(tmp_path))  # models go to <cache>/models
     monkeypatch.delenv(embedded.GGUF_ENV, raising=False)
     monkeypatch.setattr(embedded, "_verified", set())
     return tmp_path / "models"

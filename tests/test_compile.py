@@ -89,7 +89,7 @@ def library() -> Compiled:
 
 
 def test_multiinstruct_paper_plan_yields_2970_requests(library: Compiled) -> None:
-    """METHOD.md section 1: 297 instructions x 10 samples at one temperature."""
+    """The paper's single run: 297 instructions x 10 samples at one temperature."""
     counts = encode(library.manifest.counts)
     assert counts == {
         "requests": 2970,
@@ -199,15 +199,15 @@ def test_pinned_segments_never_reach_the_model(small: Compiled) -> None:
         ("Study ⟦1⟧ ⟦1⟧ and reply to ⟦2⟧.", ["token_duplicated"]),
         ("Study ⟦1⟧ and reply to ⟦2⟧ ⟦3⟧.", ["token_invented"]),
         ("Study ⟦1 ⟧ and reply to ⟦2⟧.", ["token_missing", "token_altered"]),
-        ("Study ⟦1⟧ {x} and reply to ⟦2⟧.", ["stray_brace"]),
-        ("Study ⟦1⟧ {{x}} and reply to ⟦2⟧.", ["stray_brace", "template_syntax"]),
+        ("Study ⟦1⟧ {x} and reply to ⟦2⟧.", ["stray_brace", "foreign_token"]),
+        ("Study ⟦1⟧ {{x}} and reply to ⟦2⟧.", ["stray_brace", "template_syntax", "foreign_token"]),
         ("Study ⟦1⟧ and %(x)s reply to ⟦2⟧.", ["template_syntax"]),
         ("Study ⟦1⟧\nand reply to ⟦2⟧.", ["multiline"]),
         ("Study ⟦1⟧ and reply to ⟦2⟧ " + "at length " * 5, ["length_ratio"]),
         ("Sure, study ⟦1⟧ and reply to ⟦2⟧.", ["preamble"]),
         ("Rephrased instruction: study ⟦1⟧ and reply to ⟦2⟧.", ["preamble"]),
         ("Here is the rewritten version: study ⟦1⟧, reply ⟦2⟧.", ["preamble"]),
-        ("As an AI, I study ⟦1⟧ and reply to ⟦2⟧.", ["preamble"]),
+        ("As an AI, I study ⟦1⟧ and reply to ⟦2⟧.", ["preamble", "answer"]),
     ],
 )
 def test_validator_rules(small: Compiled, candidate: str, codes: list[str]) -> None:
@@ -435,12 +435,12 @@ def test_cli_compile(tmp_path: Path) -> None:
     no_plan = runner.invoke(app, ["compile", str(src), "-o", str(tmp_path / "o2")])
     assert (
         no_plan.exit_code == exitcodes.USAGE
-        and "choose a plan with --plan (plans: it, p)" in no_plan.output
+        and "several plans are declared (`it`, `p`) and none is marked `default`" in no_plan.output
     )
     unknown = runner.invoke(
         app, ["compile", str(src), "-o", str(tmp_path / "o3"), "--plan", "nope"]
     )
-    assert unknown.exit_code == exitcodes.DIAGNOSTICS and "unknown plan `nope`" in unknown.output
+    assert unknown.exit_code == exitcodes.USAGE and "unknown plan `nope`" in unknown.output
     bad = tmp_path / "bad.iat"
     bad.write_text('task t { instruction i0 = "{nope}" }', encoding="utf-8")
     broken = runner.invoke(app, ["compile", str(bad), "-o", str(tmp_path / "o4")])

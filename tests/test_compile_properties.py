@@ -16,8 +16,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from instraug_dsl.compile.tokens import FAMILIES, PREFERENCE, choose_family, mask, unmask
-from instraug_dsl.contract.compiled import ValidatorSpec
 from instraug_dsl.compile.validate import STRUCTURAL, build_validator, normalize, validate_text
+from instraug_dsl.contract.compiled import ValidatorSpec
 from instraug_dsl.errors import IatCompileError
 from instraug_dsl.lang import ir
 from instraug_dsl.lang.model import pieces_text

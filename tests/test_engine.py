@@ -168,15 +168,15 @@ def test_faulty_server_every_request_accounted_and_no_payload_executed(
         faults = Counter(entry["fault"] for entry in srv.log)
     assert [o.request.id for o in outcomes] == [r.id for r in requests]
     totals = tally(outcomes)
-    assert totals["reconciled"]
-    assert totals["accepted"] + totals["rejected"] + totals["failed"] == 120
-    assert totals["accepted"] > 90
+    assert totals.reconciled
+    assert totals.accepted + totals.rejected + totals.failed == 120
+    assert totals.accepted > 90
     assert faults["python_payload"] + faults["template_payload"] > 0  # the test saw payloads
     assert any(f in faults for f in HTTP_FAULTS)
     for row in generated_rows(outcomes):
-        assert "__import__" not in row["template"] and "{{" not in row["template"]
-    payload_rows = [r for r in rejected_rows(outcomes) if "__import__" in r["text"]]
-    assert payload_rows and all(r["reasons"] for r in payload_rows)
+        assert "__import__" not in row.template and "{{" not in row.template
+    payload_rows = [r for r in rejected_rows(outcomes) if "__import__" in r.text]
+    assert payload_rows and all(r.reasons for r in payload_rows)
     out, err = capfd.readouterr()
     assert "pwned" not in out and "pwned" not in err
 
@@ -207,8 +207,8 @@ def test_transport_failures_after_retries_are_failed_with_last_error(tmp_path: P
         assert srv.requests == 6  # 2 requests x (1 call + 2 retries)
     assert [o.status for o in outcomes] == ["failed", "failed"]
     row = failed_rows(outcomes)[0]
-    assert row["kind"] == "transient" and "server error 500" in row["error"]
-    assert row["attempts"] == 3
+    assert row.kind == "transient" and row.error and "server error 500" in row.error
+    assert row.attempts == 3
 
 
 def test_timeouts_are_retried(tmp_path: Path) -> None:
@@ -241,8 +241,8 @@ def test_all_attempts_rejected_records_every_reason(tmp_path: Path) -> None:
         )
     rows = rejected_rows(outcomes)
     assert outcomes[0].status == "rejected"
-    assert [r["attempt"] for r in rows] == [1, 2, 3]
-    assert all(r["reasons"][0]["code"] == "unparseable" for r in rows)
+    assert [r.attempt for r in rows] == [1, 2, 3]
+    assert all(r.reasons[0].code == "unparseable" for r in rows)
 
 
 def test_fatal_error_before_any_success_aborts_with_clear_message(tmp_path: Path) -> None:
@@ -329,7 +329,7 @@ def test_budget_stops_cleanly_and_accounts_for_the_rest(tmp_path: Path) -> None:
     assert engine.stop_reason == "budget"
     assert counts["failed"] > 0 and counts["accepted"] > 0
     assert sum(counts.values()) == 40
-    assert {r["kind"] for r in failed_rows(outcomes)} == {"budget"}
+    assert {r.kind for r in failed_rows(outcomes)} == {"budget"}
     assert engine.spent_usd >= 1e-4
 
 

@@ -8,7 +8,6 @@ with ``pytest tests/test_importer.py --update-golden`` and review the diff.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -26,19 +25,8 @@ from instraug_dsl.importers.rules import BUILTIN_SLOTS, category_for, load_overr
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden" / "importer"
 LIBRARY = ROOT / "templates" / "multiinstruct"
-# The instructions file is shared data, not part of the repository (see docs/importer.md).
-DATA_CANDIDATES = [
-    os.environ.get("IATC_MULTIINSTRUCT_JSONL", ""),
-    str(ROOT / "data" / "multiinstruct_instructions.jsonl"),
-    "/work/shared/data/multiinstruct_instructions.jsonl",
-]
-
-
-def _data() -> Path:
-    for candidate in DATA_CANDIDATES:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    pytest.skip("multiinstruct_instructions.jsonl not found (set IATC_MULTIINSTRUCT_JSONL)")
+# The 378 upstream instructions the library is imported from (examples/multiinstruct/README.md).
+DATA = ROOT / "examples" / "multiinstruct" / "instructions.jsonl"
 
 
 def _task_file(template_lines: list[str]) -> str:
@@ -455,14 +443,26 @@ def test_cli_missing_file_is_a_usage_error(runner: CliRunner, tmp_path: Path) ->
 
 def test_library_is_reproduced_by_the_import() -> None:
     """Re-running the import with the committed overrides changes nothing."""
-    result = import_jsonl(_data(), LIBRARY, write=False)
+    result = import_jsonl(DATA, LIBRARY, write=False)
     assert result.written == [], f"out of date: {result.written}"
     assert result.stale == []
 
 
+def test_documented_regeneration_command_finds_nothing_to_change(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`iatc import jsonl ... --check`, run from the repository root as docs/importer.md says."""
+    monkeypatch.chdir(ROOT)
+    command = "import jsonl examples/multiinstruct/instructions.jsonl -o templates/multiinstruct"
+    assert f"iatc {command} --check" in (ROOT / "docs" / "importer.md").read_text("utf-8")
+    result = runner.invoke(app, [*command.split(), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+
+
 def test_library_round_trip_and_counts() -> None:
     """All 378 instruction texts equal the JSONL templates, task by task, in order."""
-    records = [json.loads(line) for line in _data().read_text(encoding="utf-8").splitlines()]
+    records = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
     catalog = load_catalog([LIBRARY])
     by_task: dict[str, list[str]] = {}
     for r in records:
@@ -499,7 +499,7 @@ def test_library_checks_clean_apart_from_upstream_duplicates() -> None:
 
 
 def test_library_field_sources() -> None:
-    """The sources that differ per task (shared/data/README.md) are the ones MultiInstruct uses."""
+    """The sources that differ per task (docs/importer.md) are the ones MultiInstruct uses."""
     tasks = load_catalog([LIBRARY]).tasks
     assert tasks["visual_object_region"].slot("region").source == (
         "meta_data",

@@ -44,7 +44,7 @@ def test_cached_parser_parses_like_a_fresh_one(
     THEN the second comes from the cache file and parses identically."""
     monkeypatch.setenv("IATC_CACHE_DIR", str(tmp_path / "cache"))
     first = parser_mod.lark_parser()
-    files = list((tmp_path / "cache").glob("iat-parser-*.pickle"))
+    files = list((tmp_path / "cache").rglob("iat-parser-*.pickle"))
     assert len(files) == 1
     parser_mod.lark_parser.cache_clear()
     second = parser_mod.lark_parser()
@@ -60,7 +60,7 @@ def test_corrupt_cache_falls_back_to_building(
     """A truncated or garbage cache file is ignored and replaced."""
     monkeypatch.setenv("IATC_CACHE_DIR", str(tmp_path))
     parser_mod.lark_parser()
-    (cache,) = tmp_path.glob("iat-parser-*.pickle")
+    (cache,) = tmp_path.rglob("iat-parser-*.pickle")
     cache.write_bytes(b"not a pickle")
     parser_mod.lark_parser.cache_clear()
     assert parser_mod.lark_parser().parse(SAMPLE)

@@ -38,7 +38,10 @@ def test_wheel_contains_grammar_and_checks_library(tmp_path: Path) -> None:
     )
     wheel = next(dist.glob("*.whl"))
     with zipfile.ZipFile(wheel) as zf:
-        assert "instraug_dsl/grammar/iat.lark" in zf.namelist()
+        names = zf.namelist()
+        assert "instraug_dsl/grammar/iat.lark" in names
+        assert "instraug_dsl/templates/common/metaprompts.iat" in names
+        assert "instraug_dsl/templates/multiinstruct/plans.iat" in names
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
@@ -56,3 +59,12 @@ def test_wheel_contains_grammar_and_checks_library(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 errors" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+    # the shipped library by its name, with nothing but the wheel
+    compiled = subprocess.run(
+        [str(env_dir / "bin" / "iatc"), "compile", "@multiinstruct", "-o", "out"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    assert "compiled plan `paper`: 2970 requests" in compiled.stdout

@@ -1,4 +1,4 @@
-"""``iatc compile``: write requests, validators and manifest."""
+"""``iatc compile``: write requests, validators, manifest and catalog."""
 
 from __future__ import annotations
 
@@ -7,10 +7,32 @@ from typing import Annotated
 
 import typer
 
-from . import exitcodes
-from .app import PathsArg, app, fail
+from .app import AllowOpt, PathsArg, app, guard, load_sources
 
-DEFAULT_PLAN = "paper"
+
+def check_output_dir(out: Path) -> None:
+    """Refuse a file, or a folder holding files of the artifacts' names that an earlier
+    ``iatc compile`` did not write (its ``manifest.json`` carries our format)."""
+    from ..contract.compiled import CATALOG, COMPILE_FORMAT, MANIFEST, REQUESTS, VALIDATORS
+    from ..errors import OutputError
+    from ..fsio import file_format
+
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file; -o needs a folder for the artifacts")
+    if not out.is_dir():
+        return
+    ours = (file_format(out / MANIFEST) or "").split("/", 1)[0] == COMPILE_FORMAT.split("/", 1)[0]
+    clash = [n for n in (REQUESTS, VALIDATORS, MANIFEST, CATALOG) if (out / n).exists()]
+    if clash and not ours:
+        raise OutputError(
+            f"{out} holds {', '.join(clash)} not written by `iatc compile`; nothing was "
+            "written: choose another folder, or move those files away"
+        )
+
+
+def plural(count: int, word: str) -> str:
+    """``1 request``, ``2 requests``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 @app.command("compile")
@@ -19,48 +41,23 @@ def compile_cmd(
     out: Annotated[Path, typer.Option("-o", "--out", help="Directory for the artifacts.")],
     plan: Annotated[
         str | None,
-        typer.Option("--plan", help="Plan to compile (default: `paper`, or the only plan)."),
+        typer.Option(
+            "--plan", help="Plan to compile (default: the `default plan`, or the only one)."
+        ),
     ] = None,
+    allow_imports: AllowOpt = None,
 ) -> None:
-    """Compile a plan into requests.jsonl, validators.json and manifest.json."""
-    from ..compile import compile_plan
-    from ..errors import IatCompileError
-    from ..lang.frontend import check
+    """Compile a plan into requests.jsonl, validators.json, manifest.json and catalog.json."""
+    from .. import api
 
-    try:
-        result = check(paths)
-    except FileNotFoundError as exc:
-        fail(f"no such file or directory: {exc.args[0]}")
-    if not result.ok or result.catalog is None:
-        typer.echo(result.render(), err=True)
-        raise typer.Exit(exitcodes.DIAGNOSTICS)
-    if result.diagnostics:
-        typer.echo(result.render(), err=True)  # warnings only
-    catalog = result.catalog
-    if plan is None:
-        if DEFAULT_PLAN in catalog.plans:
-            plan = DEFAULT_PLAN
-        elif len(catalog.plans) == 1:
-            plan = next(iter(catalog.plans))
-        else:
-            known = ", ".join(sorted(catalog.plans)) or "none declared"
-            fail(f"choose a plan with --plan (plans: {known})")
-    try:
-        compiled = compile_plan(
-            catalog, plan, sources={p: s.text for p, s in result.sources.items()}
-        )
-        compiled.write(out)
-    except IatCompileError as exc:
-        fail(str(exc), exitcodes.DIAGNOSTICS)
-    counts = compiled.manifest["counts"]
-    assert isinstance(counts, dict)
-
-    def n(key: str, word: str) -> str:
-        return f"{counts[key]} {word}{'' if counts[key] == 1 else 's'}"
-
+    with guard():
+        check_output_dir(out)
+        result = api.compile(load_sources(paths, allow_imports), plan=plan, out=out)
+    counts = result.compiled.manifest.counts
     typer.echo(
-        f"compiled plan `{plan}`: {n('requests', 'request')} for "
-        f"{n('instructions', 'instruction')} of {n('tasks', 'task')} "
-        f"({n('skipped_tasks', 'task')} and {n('skipped_instructions', 'instruction')} skipped, "
-        f"see manifest.json) -> {out}"
+        f"compiled plan `{result.plan}`: {plural(counts.requests, 'request')} for "
+        f"{plural(counts.instructions, 'instruction')} of {plural(counts.tasks, 'task')} "
+        f"({plural(counts.skipped_tasks, 'task')} and "
+        f"{plural(counts.skipped_instructions, 'instruction')} skipped, see manifest.json) "
+        f"-> {out}"
     )

@@ -1,42 +1,50 @@
-"""Dataset commands: ``iatc materialize`` and ``iatc stats``."""
+"""Dataset commands: ``iatc materialize`` and ``iatc stats`` (thin over the API)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from . import exitcodes
-from .app import app, fail
+from .app import app, fail, guard, warn
 
 if TYPE_CHECKING:
-    from ..dataset.run import Run
+    from ..contract.dataset import MaterializeManifest
 
 RunArg = Annotated[Path, typer.Argument(help="The run directory written by `iatc augment`.")]
 IatOpt = Annotated[
     list[Path] | None,
     typer.Option(
-        "--iat", help="Task declarations to use instead of the run's compiled sources (repeatable)."
+        "--iat",
+        help="Task declarations to use instead of those recorded in the run (repeatable).",
     ),
 ]
 
 
-def _load(run_dir: Path, iat: list[Path] | None) -> Run:
-    from ..dataset.run import load_run
-    from ..errors import DataError, IatCheckError
-
-    try:
-        run = load_run(run_dir, iat or None)
-    except IatCheckError as exc:
-        typer.echo(exc.render(), err=True)
-        raise typer.Exit(exitcodes.DIAGNOSTICS) from None
-    except (DataError, FileNotFoundError) as exc:
-        fail(str(exc))
-    for warning in run.warnings:
-        typer.echo(f"iatc: warning: {warning}", err=True)
-    return run
+def report_dataset(manifest: MaterializeManifest, out: Path, *, skip_warnings: int) -> None:
+    """The one-line summary of a written dataset, its warnings, and where errors went."""
+    counts = manifest.counts
+    test = (
+        f"; {counts.test_written} held-out rows in {out / manifest.outputs.test}"
+        if manifest.outputs.test
+        else ""
+    )
+    typer.echo(
+        f"wrote {counts.written} rows to {out / manifest.outputs.data} "
+        f"({counts.original} original, {counts.generated} generated instructions){test}; "
+        f"{counts.errors} errors, {counts.unmatched} unmatched, {counts.over_budget} over budget"
+    )
+    if counts.dropped_instructions:
+        dropped = ", ".join(f"{n} {k}" for k, n in sorted(counts.dropped_instructions.items()))
+        typer.echo(f"rewrites removed by the corpus filters: {dropped}")
+    for message in manifest.warnings[skip_warnings:]:
+        warn(message)
+    if counts.errors:
+        typer.echo(
+            f"iatc: {counts.errors} records could not be rendered; see {out / 'errors.jsonl'}",
+            err=True,
+        )
 
 
 @app.command("materialize")
@@ -55,53 +63,43 @@ def materialize_cmd(
     shuffle: Annotated[
         bool, typer.Option("--shuffle/--no-shuffle", help="Shuffle options per instance.")
     ] = True,
+    test_instructions: Annotated[
+        str,
+        typer.Option(
+            "--test-instructions",
+            help="Held-out tasks: `all` (a row per original instruction), `one`, or `none`.",
+        ),
+    ] = "all",
     iat: IatOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a non-empty folder that is not iatc's.")
+    ] = False,
 ) -> None:
     """Sample and render MIns+ rows from a run and an instance file.
 
-    Writes OUT/train.jsonl (or .parquet), OUT/errors.jsonl, OUT/dropped.jsonl and
-    OUT/manifest.json.  Records that cannot be rendered are logged with their id and field
-    (exit 0); with --strict the first one stops the run (exit 1).
+    Writes OUT/train.jsonl (or .parquet), OUT/test.* (held-out tasks, original
+    instructions), OUT/README.md (dataset card), OUT/errors.jsonl, OUT/dropped.jsonl and
+    OUT/manifest.json.  Records that cannot be rendered are logged with their line, id and
+    field (exit 0); with --strict the first one stops the run (exit 1).
     """
-    from ..dataset.materialize import MaterializeOptions, materialize
-    from ..errors import DataError, ProviderError
+    from .. import api
+    from ..contract.dataset import MaterializeOptions
 
-    if not instances.is_file():
-        fail(f"{instances}: no such instance file")
-    run = _load(run_dir, iat)
-    options = MaterializeOptions(
-        raw_share=raw_share,
-        mode="uniform" if uniform else "mixed",
-        seed=seed,
-        per_task=per_task,
-        strict=strict,
-        format=format,
-        shuffle_options=shuffle,
-    )
-    try:
-        options.validate()
-        manifest = materialize(run, instances, out, options)
-    except ValueError as exc:
-        fail(str(exc))
-    except ProviderError as exc:
-        fail(str(exc), exitcodes.RUNTIME)
-    except DataError as exc:
-        fail(str(exc), exitcodes.DIAGNOSTICS)
-    counts = manifest["counts"]
-    typer.echo(
-        f"wrote {counts['written']} rows to {out / manifest['outputs']['data']} "
-        f"({counts['original']} original, {counts['generated']} generated instructions); "
-        f"{counts['errors']} errors, {counts['held_out']} held-out, "
-        f"{counts['unmatched']} unmatched, "
-        f"{counts['over_budget']} over budget"
-    )
-    for warning in manifest["warnings"][len(run.warnings) :]:
-        typer.echo(f"iatc: warning: {warning}", err=True)
-    if counts["errors"]:
-        typer.echo(
-            f"iatc: {counts['errors']} records could not be rendered; see {out / 'errors.jsonl'}",
-            err=True,
+    with guard():
+        # `format` and `test_instructions` are plain strings here; the dataset stage checks
+        # them against their allowed values and names the flag when one is wrong.
+        options = MaterializeOptions(
+            raw_share=raw_share,
+            mode="uniform" if uniform else "mixed",
+            seed=seed,
+            per_task=per_task,
+            strict=strict,
+            format=format,  # type: ignore[arg-type]
+            shuffle_options=shuffle,
+            test_instructions=test_instructions,  # type: ignore[arg-type]
         )
+        result = api.materialize(run_dir, instances, out, options=options, iat=iat, force=force)
+    report_dataset(result.manifest, out, skip_warnings=0)
 
 
 @app.command("stats")
@@ -114,17 +112,23 @@ def stats_cmd(
     iat: IatOpt = None,
 ) -> None:
     """Per-task statistics of a run after the corpus filters."""
+    from .. import api
+    from ..contract.codec import encode
     from ..dataset.report import html_report, text_table
-    from ..dataset.stats import run_stats
+    from ..fsio import dumps, write_text
 
     if format not in ("text", "json"):
         fail("--format must be `text` or `json`")
-    run = _load(run_dir, iat)
-    stats = run_stats(run)
-    if format == "json":
-        typer.echo(json.dumps(stats, indent=2, ensure_ascii=False))
-    else:
-        typer.echo(text_table(stats))
-    if html is not None:
-        html.write_text(html_report(stats), encoding="utf-8")
-        typer.echo(f"wrote {html}", err=True)
+    if html is not None and html.is_dir():
+        fail(f"--html {html} is a folder; give the .html file to write")
+    with guard():
+        stats = api.stats(run_dir, iat=iat)
+        if format == "json":
+            typer.echo(dumps(encode(stats)))
+        else:
+            typer.echo(text_table(stats))
+        for message in stats.warnings:
+            warn(message)
+        if html is not None:
+            write_text(html, html_report(stats))
+            typer.echo(f"wrote {html}", err=True)

@@ -36,9 +36,13 @@ def import_jsonl_cmd(
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; exit 1 if any file would change.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite `.iat` files that an import did not generate."),
+    ] = False,
 ) -> None:
     """Write one `.iat` file per task of FILE into OUT (checked before writing)."""
-    from ..errors import DataError, IatCheckError
+    from ..errors import DataError, IatCheckError, OutputError
     from ..importers.jsonl import import_jsonl
 
     if not file.is_file():
@@ -47,8 +51,15 @@ def import_jsonl_cmd(
         fail(f"no such overrides file: {overrides}")
     try:
         result = import_jsonl(
-            file, out, overrides=overrides, default_overrides=not no_overrides, write=not check
+            file,
+            out,
+            overrides=overrides,
+            default_overrides=not no_overrides,
+            write=not check,
+            force=force,
         )
+    except OutputError as exc:
+        fail(str(exc), exitcodes.exit_code(exc))
     except DataError as exc:
         fail(str(exc), exitcodes.DIAGNOSTICS)
     except IatCheckError as exc:

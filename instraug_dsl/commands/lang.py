@@ -9,21 +9,7 @@ from typing import Annotated
 import typer
 
 from . import exitcodes
-from .app import FormatOpt, PathsArg, app, fail
-
-
-def _check_or_exit(paths: list[Path], fmt: str = "text"):  # type: ignore[no-untyped-def]
-    from ..lang.frontend import check
-
-    try:
-        result = check(paths)
-    except FileNotFoundError as exc:
-        fail(f"no such file or directory: {exc.args[0]}")
-    if fmt == "json":
-        typer.echo(json.dumps([d.to_json() for d in result.diagnostics], indent=2, sort_keys=True))
-    elif result.diagnostics:
-        typer.echo(result.render(), err=True)
-    return result
+from .app import AllowOpt, FormatOpt, PathsArg, app, fail, guard
 
 
 def _plural(count: int, word: str) -> str:
@@ -31,21 +17,25 @@ def _plural(count: int, word: str) -> str:
 
 
 @app.command("check")
-def check_cmd(paths: PathsArg, format: FormatOpt = "text") -> None:
+def check_cmd(paths: PathsArg, format: FormatOpt = "text", allow_imports: AllowOpt = None) -> None:
     """Parse and check `.iat` files; exit 1 if there is any error."""
+    from .. import api
+
     if format not in ("text", "json"):
         fail("--format must be `text` or `json`")
-    result = _check_or_exit(paths, format)
-    errors = sum(1 for d in result.diagnostics if d.severity.value == "error")
-    warnings = len(result.diagnostics) - errors
-    if format == "text":
-        files = len(result.sources)
+    with guard():
+        result = api.load(paths, allow_imports=allow_imports or ())
+    if format == "json":
+        typer.echo(json.dumps([d.to_json() for d in result.diagnostics], indent=2, sort_keys=True))
+    else:
+        if result.diagnostics:
+            typer.echo(result.render(), err=True)
         summary = (
-            f"checked {_plural(files, 'file')}: {_plural(errors, 'error')},"
-            f" {_plural(warnings, 'warning')}"
+            f"checked {_plural(len(result.sources), 'file')}: "
+            f"{_plural(result.error_count, 'error')}, {_plural(result.warning_count, 'warning')}"
         )
-        typer.echo(summary, err=bool(errors))
-    raise typer.Exit(exitcodes.DIAGNOSTICS if errors else exitcodes.OK)
+        typer.echo(summary, err=bool(result.error_count))
+    raise typer.Exit(exitcodes.DIAGNOSTICS if result.error_count else exitcodes.OK)
 
 
 @app.command("parse")

@@ -45,7 +45,7 @@ def _fast_check(argv: list[str]) -> int | None:
     from .lang import check_cmd
 
     try:
-        check_cmd(paths, fmt)
+        check_cmd(paths, fmt, None)
     except typer.Exit as done:
         return int(done.exit_code)
     return exitcodes.OK
@@ -64,7 +64,7 @@ def main() -> None:
         if code is not None:
             sys.exit(code)
         register_commands()
-        app()
+        app(prog_name="iatc")
     except KeyboardInterrupt:
         typer.echo("iatc: interrupted; completed work is kept", err=True)
         sys.exit(exitcodes.INTERRUPTED)
@@ -75,7 +75,7 @@ def main() -> None:
 
         if isinstance(exc, IatError):
             typer.echo(f"iatc: error: {exc}", err=True)
-            sys.exit(exitcodes.RUNTIME)
+            sys.exit(exitcodes.exit_code(exc))
         typer.echo(
             f"iatc: internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in iatc; set IATC_DEBUG=1 to see the traceback.",

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..contract.compiled import Message, Request, TokenRule, ValidatorSpec
 from ..errors import IatCompileError
 from ..lang import ir
 from .bootstrap import BootstrapRequest, bootstrap_request, strategies_from_reply, strategies_source
@@ -31,12 +32,20 @@ from .tokens import FAMILIES, PREFERENCE, Masked, TokenFamily, template_pieces
 from .tokens import mask as _mask_pieces
 from .tokens import unmask as _unmask
 from .types import ParsedReply, Reason, Verdict
-from ..contract.compiled import Message, Request, TokenRule, ValidatorSpec
-from .validate import REASONS, STRUCTURAL, reask_message, validate_text
+from .validate import (
+    GENERIC_REASK,
+    REASK_TEXT,
+    REASONS,
+    STRUCTURAL,
+    reask_message,
+    validate_text,
+)
 
 __all__ = [
     "FAMILIES",
+    "GENERIC_REASK",
     "PREFERENCE",
+    "REASK_TEXT",
     "REASONS",
     "STRUCTURAL",
     "BootstrapRequest",

@@ -7,11 +7,12 @@ bytes on any machine.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..contract.compiled import (
     COMPILE_FORMAT,
@@ -24,23 +25,48 @@ from ..contract.compiled import (
     ValidatorSpec,
 )
 from ..fsio import sha256_text
+from ..lang.source import Span
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from .build import PlanContext
 
 
+def source_root(sources: Mapping[str, str]) -> str | None:
+    """The loaded files' common directory (absolute), or ``None`` without sources."""
+    if not sources:
+        return None
+    return os.path.commonpath([os.path.dirname(Path(p).resolve()) for p in sources])
+
+
+def relative(path: str, root: str | None) -> str:
+    """``path`` relative to ``root`` with ``/`` separators (kept as is for ``<string>``)."""
+    if root is None or path.startswith("<"):
+        return path
+    return PurePosixPath(*Path(os.path.relpath(Path(path).resolve(), root)).parts).as_posix()
+
+
 def relative_sources(sources: Mapping[str, str]) -> dict[str, str]:
     """Source hashes keyed by path relative to the files' common directory."""
-    if not sources:
-        return {}
-    resolved = {str(Path(p).resolve()): text for p, text in sources.items()}
-    paths = sorted(resolved)
-    root = os.path.commonpath([os.path.dirname(p) for p in paths])
-    out = {}
-    for p in paths:
-        rel = PurePosixPath(*Path(os.path.relpath(p, root)).parts).as_posix()
-        out[rel] = sha256_text(resolved[p])
-    return out
+    root = source_root(sources)
+    return {relative(p, root): sha256_text(text) for p, text in sorted(sources.items())}
+
+
+def _relocate(value: T, root: str | None) -> T:
+    """``value`` with every :class:`Span` path made relative to ``root`` (no machine paths)."""
+    if isinstance(value, Span):
+        return dataclasses.replace(value, path=relative(value.path, root))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: _relocate(getattr(value, f.name), root) for f in dataclasses.fields(value)
+        }
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, tuple):
+        return tuple(_relocate(v, root) for v in value)  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {k: _relocate(v, root) for k, v in value.items()}  # type: ignore[return-value]
+    return value
 
 
 def build_manifest(
@@ -79,5 +105,11 @@ def build_manifest(
 
 
 def snapshot(ctx: PlanContext, sources: Mapping[str, str]) -> CatalogSnapshot:
-    """The catalog the plan was compiled from, as data (with the source hashes)."""
-    return CatalogSnapshot.of(ctx.catalog, relative_sources(sources))
+    """The catalog the plan was compiled from, as data (with the source hashes), every path
+    in it relative to the sources' common folder."""
+    root = source_root(sources)
+    catalog = _relocate(ctx.catalog, root)
+    catalog = dataclasses.replace(
+        catalog, source_paths={k: relative(v, root) for k, v in catalog.source_paths.items()}
+    )
+    return CatalogSnapshot.of(catalog, relative_sources(sources))

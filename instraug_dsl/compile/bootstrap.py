@@ -1,26 +1,29 @@
 """Bootstrapped meta-prompts: ask a model for rewriting strategies, keep them as data.
 
-The runtime sends :func:`bootstrap_request`'s messages to a model, turns the
-reply into strategies with :func:`strategies_from_reply`, and caches them as
-an ordinary ``strategies`` declaration (:func:`strategies_source`), which a
-guided meta-prompt can then name like any hand-written list.
+:func:`bootstrap_request` renders a ``bootstrap`` declaration into chat messages; the
+runtime (:mod:`instraug_dsl.runtime.bootstrap`) sends them, and :func:`strategies_from_reply`
+turns the reply into strategies (the reply parser: nothing in it is evaluated).
+:func:`strategies_source` writes them as an ordinary ``strategies`` declaration, which a
+guided meta-prompt names like any hand-written list.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 
+from ..contract.compiled import Message
 from ..errors import IatCompileError
+from ..lang.lookup import lookup
 from ..lang.model import Catalog
 from ..lang.strings import quote
 from .prompt import render_bootstrap
 from .reply import parse_reply
-from ..contract.compiled import Message
 
-_NAME = re.compile(r"[^a-z0-9]+")
+#: A "strategy" longer than this is a paragraph the model rambled, not a strategy.
+MAX_STRATEGY_CHARS = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,40 +37,62 @@ class BootstrapRequest:
     take: int
 
 
-def bootstrap_request(catalog: Catalog, name: str) -> BootstrapRequest:
-    """Render the bootstrap prompt ``name``."""
-    spec = catalog.bootstraps.get(name)
-    if spec is None:
-        raise IatCompileError(f"unknown bootstrap prompt `{name}`")
+def bootstrap_request(catalog: Catalog, name: str, *, take: int | None = None) -> BootstrapRequest:
+    """Render the bootstrap prompt ``name``; ``take`` overrides the declaration's (asking for
+    at least that many)."""
+    spec = lookup("bootstrap prompt", name, catalog.bootstraps)
+    keep = spec.take if take is None else take
+    if keep < 1:
+        raise IatCompileError("a bootstrap must keep at least 1 strategy")
+    spec = dataclasses.replace(spec, count=max(spec.count, keep))
     messages = render_bootstrap(spec)
     digest = hashlib.sha256(
         json.dumps([[m.role, m.content] for m in messages], ensure_ascii=False).encode()
     ).hexdigest()
-    return BootstrapRequest("b" + digest[:20], name, messages, spec.count, spec.take)
+    return BootstrapRequest("b" + digest[:20], name, messages, spec.count, keep)
+
+
+def clean_strategies(items: tuple[str, ...]) -> list[str]:
+    """Whitespace collapsed, empties, case-insensitive duplicates and rambles dropped."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for item in items:
+        text = " ".join(item.split())
+        if not text or len(text) > MAX_STRATEGY_CHARS:
+            continue
+        if text.lower() not in seen:
+            seen.add(text.lower())
+            out.append(text)
+    return out
 
 
 def strategies_from_reply(text: str, take: int) -> tuple[str, ...]:
-    """The first ``take`` non-empty strategies of a reply, or :class:`IatCompileError`."""
+    """The first ``take`` usable strategies of a reply, or :class:`IatCompileError` saying why."""
     parsed = parse_reply(text)
     if parsed.problem is not None:
-        raise IatCompileError(f"bootstrap reply is unparseable: {parsed.problem}")
-    items = [" ".join(s.split()) for s in parsed.rewrites if s.strip()]
+        raise IatCompileError(f"the bootstrap reply is unparseable: {parsed.problem}")
+    items = clean_strategies(parsed.rewrites)
     if len(items) < take:
-        raise IatCompileError(f"bootstrap reply has {len(items)} strategies; {take} are needed")
+        raise IatCompileError(
+            f"the bootstrap reply has {len(items)} usable strategies; {take} are needed"
+        )
     return tuple(items[:take])
 
 
-def strategies_source(name: str, strategies: tuple[str, ...]) -> str:
-    """A ``.iat`` declaration holding the strategies (item names derived from the text)."""
-    used: set[str] = set()
-    lines = [f"strategies {name} {{"]
-    for i, text in enumerate(strategies, 1):
-        words = _NAME.sub("_", text.casefold()).strip("_").split("_")[:3]
-        key = "_".join(w for w in words if w) or "s"
-        key = key if key[0].isalpha() else f"s_{key}"
-        if key in used:
-            key = f"{key}_{i}"
-        used.add(key)
-        lines.append(f"  {key}: {quote(text)}")
+def strategies_source(
+    name: str, strategies: tuple[str, ...], *, prompt: str | None = None, model: str | None = None
+) -> str:
+    """The ``.iat`` text of a ``strategies`` block (items ``s1``, ``s2``, ...; escapes by
+    :func:`~instraug_dsl.lang.strings.quote`)."""
+    lines = []
+    if prompt is not None:
+        origin = f" from {model}" if model else ""
+        lines += [
+            f"# Rewriting strategies bootstrapped by `iatc bootstrap --prompt {prompt}`{origin}.",
+            f"# Edit freely; reference them with `strategies {name}`.",
+            "",
+        ]
+    lines.append(f"strategies {name} {{")
+    lines += [f"  s{i}: {quote(text)}" for i, text in enumerate(strategies, 1)]
     lines.append("}")
     return "\n".join(lines) + "\n"

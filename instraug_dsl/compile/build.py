@@ -18,12 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import IatCompileError
-from ..lang import ir
-from ..lang.diagnostics import did_you_mean
-from ..lang.model import Catalog, InstructionSpec, MetaPromptSpec, PlanSpec, TaskSpec, pieces_text
-from .prompt import render_messages
-from .tokens import PREFERENCE, Masked, choose_family, mask, template_pieces
 from ..contract.compiled import (
     CatalogSnapshot,
     CompiledFiles,
@@ -34,7 +28,13 @@ from ..contract.compiled import (
     read_compiled,
     write_compiled,
 )
+from ..errors import IatCompileError
+from ..lang import ir
+from ..lang.diagnostics import did_you_mean
+from ..lang.model import Catalog, InstructionSpec, MetaPromptSpec, PlanSpec, TaskSpec, pieces_text
 from .artifacts import build_manifest, snapshot
+from .prompt import machinery_lines, render_example, render_messages
+from .tokens import FAMILIES, PREFERENCE, Masked, choose_family, mask, template_pieces
 from .validate import build_validator
 
 #: Why a task or instruction produced no request.
@@ -128,7 +128,13 @@ def _bases(task: TaskSpec) -> dict[str, str]:
 
 
 def _validator(
-    ctx: PlanContext, task: TaskSpec, masked: Masked, body: str, root: InstructionSpec
+    ctx: PlanContext,
+    task: TaskSpec,
+    masked: Masked,
+    body: str,
+    root: InstructionSpec,
+    machinery: Sequence[str] = (),
+    examples: Sequence[str] = (),
 ) -> ValidatorSpec:
     return build_validator(
         masked,
@@ -140,6 +146,10 @@ def _validator(
         length_ratio=ctx.plan.length_ratio,
         ordered=ctx.plan.placeholder_policy == "exact",
         slot_bases=_bases(task),
+        reject=ctx.plan.reject,
+        language=ctx.plan.language,
+        machinery=machinery,
+        examples=examples,
     )
 
 
@@ -158,12 +168,25 @@ def _requests_for(
     text = "".join(p.text for p in body_pieces if isinstance(p, ir.TextPiece))
     masked = mask(body_pieces, choose_family(text, ctx.preference))
     body = pieces_text(body_pieces)
-    spec = _validator(ctx, task, masked, body, root)
     tokens = tuple(t for t, _ in masked.token_map)
+    rendered = [
+        (mp, n, render_messages(mp, masked.protected, tokens, task, family=masked.family))
+        for mp, n in ctx.expansions()
+    ]
+    fam = FAMILIES[masked.family]
+    pairs = {pair for mp, _ in ctx.expansions() for pair in mp.examples}
+    examples = sorted({render_example(text, fam) for pair in pairs for text in pair})
+    machinery = sorted(
+        {
+            line
+            for _, _, messages in rendered
+            for line in machinery_lines(messages, (masked.protected, *examples))
+        }
+    )
+    spec = _validator(ctx, task, masked, body, root, machinery, examples)
     plan = ctx.plan
     out = []
-    for mp, n in ctx.expansions():
-        messages = render_messages(mp, masked.protected, tokens, task)
+    for mp, n, messages in rendered:
         for temp in temperatures:
             for sample in range(n if samples is None else samples.get(mp.name, n)):
                 identity = [task.name, instruction_id, mp.name, round(temp, 6), sample, iteration]

@@ -17,6 +17,7 @@ still to place, so it is always exact.
 
 from __future__ import annotations
 
+import json
 import re
 import typing as t
 from collections.abc import Sequence
@@ -148,6 +149,8 @@ class Structure:
     at_end: str | None
     single_line: bool
     allow_percent_paren: bool
+    #: Brace texts of the source a rewrite may use between tokens (any number of times).
+    literals: tuple[str, ...] = ()
 
     def text_chars(self, *, no_space: bool = False, extra: str = "") -> Chars:
         """Characters allowed in text between tokens (``extra`` also excluded)."""
@@ -168,8 +171,11 @@ class _Render:
     """Text-segment expressions in one rendering (raw regex, JSON regex)."""
 
     def __init__(self, s: Structure, kind: str) -> None:
+        lits = [re.escape(x if kind == "raw" else _json_content(x)) for x in s.literals]
+
         def r(c: Chars) -> str:
-            return c.raw() if kind == "raw" else c.json()
+            one = c.raw() if kind == "raw" else c.json()
+            return "(?:" + "|".join([one, *lits]) + ")" if lits else one
 
         c, d, n = r(s.text_chars()), r(s.text_chars(extra="(")), r(s.text_chars(no_space=True))
         if s.allow_percent_paren:
@@ -244,11 +250,22 @@ def build_regexes(s: Structure) -> tuple[str, str, bool]:
     return raw, reply, exact
 
 
+def _json_content(text: str) -> str:
+    """``text`` as a canonical JSON encoder writes it inside a string (no quotes)."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
 def build_gbnf(s: Structure) -> str:
     """A llama.cpp grammar for the whole reply: ``["<rewrite>"]``."""
-    c = s.text_chars().gbnf()
-    d = s.text_chars(extra="(").gbnf()
-    n = s.text_chars(no_space=True).gbnf()
+    lits = [_gbnf_string(_json_content(x)) for x in s.literals]
+
+    def g(chars: Chars) -> str:
+        one = chars.gbnf()
+        return "(" + " | ".join([one, *lits]) + ")" if lits else one
+
+    c = g(s.text_chars())
+    d = g(s.text_chars(extra="("))
+    n = g(s.text_chars(no_space=True))
     lines = ['root ::= "[" ws "\\"" body "\\"" ws "]"', "ws ::= [ \\t\\n\\r]*"]
     if s.allow_percent_paren:
         lines += [f"text ::= {c}*", f"nonblank ::= {c}* {n} {c}*"]

@@ -14,10 +14,11 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from ..contract.compiled import TokenRule, ValidatorSpec
+from . import faithful
 from .export import LINE_BREAKS, TRAIL_CHARS, Structure, build_gbnf, build_regexes
 from .tokens import FAMILIES, Masked, split_tokens
 from .types import Reason, Verdict
-from ..contract.compiled import TokenRule, ValidatorSpec
 
 #: Every reason code, with what it means (docs/compiler.md lists the same).
 REASONS: dict[str, str] = {
@@ -36,7 +37,47 @@ REASONS: dict[str, str] = {
     "identical_source": "the same as the text it rewrites (ignoring case and spacing)",
     "copies_original": "the same as an original instruction of the task",
     "preamble": "chat preamble or meta-commentary instead of an instruction",
+    "foreign_token": "a placeholder-like or bracketed token of any shape the source lacks",
+    "answer": "answers or asserts instead of instructing (plan: reject answers)",
+    "echo": "repeats the prompt's own directions or a re-ask (plan: reject echoes)",
+    "parroted_example": "copies the meta-prompt's example (plan: reject examples)",
+    "language_switch": "another language or script than the plan's (plan: language en)",
 }
+#: The canonical wording of every re-ask sentence.  ``{...}`` fields are filled with
+#: ``str.replace`` from compiler data (never from model output).  The echo rule rejects
+#: rewrites that repeat them.
+REASK_TEXT: dict[str, str] = {
+    "tokens": "Keep the tokens {tokens} exactly as written, each as often as in the "
+    "instruction, and add no others.",
+    "no_tokens": "Do not add placeholder tokens.",
+    "foreign": "Remove {shapes}: use no placeholder, tag or bracketed token that the "
+    "instruction does not have.",
+    "at_end": "Keep {token} at the very end.",
+    "order": "Keep the tokens in their original order.",
+    "braces": "Do not use braces or template syntax.",
+    "literal_braces": "Use braces only as the instruction does ({literals}), and no "
+    "template syntax.",
+    "multiline": "Write the rewrite on one line.",
+    "long": "Keep it about as long as the original ({words} words).",
+    "short": "Keep everything the instruction asks for: it has {words} words, so do not "
+    "shorten it this much.",
+    "copy": "Change the wording; do not repeat an existing instruction.",
+    "answer": "Do not answer, judge or carry out the instruction: write it again as an "
+    "instruction or a question that asks for the same thing.",
+    "echo": "Do not repeat the directions you were given: paraphrase only the instruction "
+    "between the tags.",
+    "example": "Do not copy the example: paraphrase the instruction between the tags, which "
+    "asks for something else.",
+    "language": "Write the rewrite in English, like the instruction.",
+    "format": "Reply with the JSON array only, with no introduction or comment.",
+    "empty": "The rewrite must not be empty.",
+    "json": 'Answer with a JSON array of one string, like ["..."].',
+}
+#: The runtime's re-ask when no verdict carries one (``{reasons}`` filled by the engine).
+GENERIC_REASK = (
+    "Your answer could not be used ({reasons}). Answer again, following the instructions "
+    "exactly: only the JSON list, every token kept exactly as written."
+)
 #: Rules about token structure: exactly what the exported regex/grammar enforce.
 STRUCTURAL = frozenset(
     {
@@ -52,6 +93,8 @@ STRUCTURAL = frozenset(
         "multiline",
     }
 )
+#: ``filter { reject ... }`` names in their canonical order.
+REJECT_ORDER = ("answers", "echoes", "examples")
 _TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#|\$\{|%\(")
 #: Preamble/meta-commentary patterns by name; a pattern the source itself matches is exempt.
 PREAMBLES: dict[str, re.Pattern[str]] = {
@@ -69,6 +112,61 @@ PREAMBLES: dict[str, re.Pattern[str]] = {
     ),
     "closing": re.compile(r"\b(i hope this helps|let me know if|feel free to)\b", re.I),
 }
+
+
+def _fill(key: str, **values: str) -> str:
+    text = REASK_TEXT[key]
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", value)
+    return text
+
+
+def reask_texts(
+    tokens: Sequence[str],
+    *,
+    at_end: str | None = None,
+    literals: Sequence[str] = (),
+    source_words: int = 0,
+) -> tuple[str, ...]:
+    """Every re-ask sentence as the model could be shown it for one source (the echo rule)."""
+    skip = {"tokens" if not tokens else "no_tokens", "literal_braces" if not literals else ""}
+    if at_end is None:
+        skip.add("at_end")
+    values = {
+        "tokens": ", ".join(tokens),
+        "token": at_end or "",
+        "shapes": "them",
+        "literals": " ".join(literals),
+        "words": str(source_words),
+    }
+    out = [_fill(k, **values) for k in REASK_TEXT if k not in skip]
+    out.append(GENERIC_REASK.replace(" ({reasons})", ""))
+    return tuple(out)
+
+
+_LITERAL = re.compile(r"\{[^{}\n]{0,80}\}")
+
+
+def literal_braces(text_segments: Sequence[str], family_markers: Sequence[str]) -> tuple[str, ...]:
+    """Brace texts of a source (``{...}`` groups, else lone braces) a rewrite may keep."""
+    found: set[str] = set()
+    for seg in text_segments:
+        rest = seg
+        for m in _LITERAL.finditer(seg):
+            if not any(mk in m.group() for mk in family_markers):
+                found.add(m.group())
+                rest = rest.replace(m.group(), " ")
+        found.update(c for c in rest if c in "{}")
+    return tuple(sorted(found, key=lambda x: (-len(x), x)))
+
+
+def strip_literals(segment: str, literals: Sequence[str]) -> str:
+    """``segment`` with the source's literal brace texts (longest first, left to right) blanked
+    out: a literal is one unit, as in the exports, so nothing is read across its edges."""
+    if not literals or not any(c in segment for c in "{}"):
+        return segment
+    pattern = "|".join(re.escape(x) for x in literals)
+    return re.sub(pattern, " ", segment)
 
 
 def normalize(text: str) -> str:
@@ -108,16 +206,31 @@ def build_validator(
     length_ratio: tuple[float, float],
     ordered: bool,
     slot_bases: dict[str, str],
+    reject: Sequence[str] = (),
+    language: str = "any",
+    machinery: Sequence[str] = (),
+    examples: Sequence[str] = (),
 ) -> ValidatorSpec:
     """Derive the validator of one source body (an original or a parent rewrite).
 
     ``originals`` are the task's original instructions as ``{slot}`` text
     (whole, with pinned edges); ``root_slots`` is the root original's
-    placeholder multiset.
+    placeholder multiset.  ``reject`` and ``language`` are the plan's content checks;
+    ``machinery`` the lines of the rendered meta-prompts without the instruction, and
+    ``examples`` their rendered examples (kept only when the plan rejects echoes/examples).
     """
     fam = FAMILIES[masked.family]
     at_end = _at_end_token(masked, slot_bases)
-    text_only = "".join(v for k, v in split_tokens(masked.protected, fam) if k == "text")
+    segments = [v for k, v in split_tokens(masked.protected, fam) if k == "text"]
+    text_only = "".join(segments)
+    literals = literal_braces(segments, fam.markers)
+    reasks = reask_texts(
+        [t for t, _ in masked.token_map],
+        at_end=at_end,
+        literals=literals,
+        source_words=words(source_body.strip()),
+    )
+    echo = (*machinery, *reasks)
     counts = dict(masked.counts)
     tokens = tuple(
         TokenRule(tok, slot, counts[tok], tok == at_end) for tok, slot in masked.token_map
@@ -125,7 +238,9 @@ def build_validator(
     sequence = tuple(v for k, v in split_tokens(masked.protected, fam) if k == "token")
     single_line = not any(c in LINE_BREAKS for c in source_body)
     allow_pp = "%(" in text_only
-    structure = Structure(fam, masked.counts, sequence, ordered, at_end, single_line, allow_pp)
+    structure = Structure(
+        fam, masked.counts, sequence, ordered, at_end, single_line, allow_pp, literals
+    )
     regex, reply_regex, exact = build_regexes(structure)
     norms: set[str] = set()
     for orig in originals:
@@ -155,6 +270,13 @@ def build_validator(
         "reply_regex": reply_regex,
         "gbnf": build_gbnf(structure),
         "regex_exact": exact,
+        "literals": literals,
+        "exempt_shapes": faithful.source_shapes(segments),
+        "reject": tuple(r for r in REJECT_ORDER if r in reject),
+        "source_instructs": faithful.instructs(masked.protected),
+        "echo": tuple(sorted(set(echo))) if "echoes" in reject else (),
+        "examples": tuple(sorted(set(examples))) if "examples" in reject else (),
+        "language": language,
     }
     spec = ValidatorSpec(id="", **fields)  # type: ignore[arg-type]
     content = {k: v for k, v in spec.to_json().items() if k != "id"}
@@ -222,6 +344,7 @@ def _order_reasons(spec: ValidatorSpec, seq: list[str], text: str) -> list[Reaso
 def _text_reasons(spec: ValidatorSpec, text: str, segments: list[str]) -> list[Reason]:
     reasons = []
     fam = FAMILIES[spec.family]
+    segments = [strip_literals(seg, spec.literals) for seg in segments]
     if any(c in "{}" and c not in fam.open + fam.close for seg in segments for c in seg):
         reasons.append(Reason("stray_brace", "braces outside the tokens"))
     found = sorted({m.group() for seg in segments for m in _TEMPLATE_SYNTAX.finditer(seg)})
@@ -257,8 +380,8 @@ def _content_reasons(spec: ValidatorSpec, text: str, restored: str) -> list[Reas
         reasons.append(
             Reason(
                 "length_ratio",
-                f"{words(text)} words for {spec.source_words}: "
-                f"ratio {ratio:.2f} outside ({lo:g}, {hi:g})",
+                f"{'short' if ratio <= lo else 'long'}: {words(text)} words for "
+                f"{spec.source_words}, ratio {ratio:.2f} outside ({lo:g}, {hi:g})",
             )
         )
     norm = normalize(restored)
@@ -273,6 +396,31 @@ def _content_reasons(spec: ValidatorSpec, text: str, restored: str) -> list[Reas
     hits = [n for n, rx in PREAMBLES.items() if n not in spec.exempt_preambles and rx.search(head)]
     if hits:
         reasons.append(Reason("preamble", "looks like " + ", ".join(hits)))
+    return reasons
+
+
+def _source_text(spec: ValidatorSpec) -> str:
+    """The source as far as the spec knows it: its normalized text and exempt shapes."""
+    return spec.source_norm + " " + " ".join(spec.exempt_shapes)
+
+
+def _faith_reasons(spec: ValidatorSpec, text: str, segments: list[str]) -> list[Reason]:
+    """Token hygiene across every family, and the plan's content checks."""
+    reasons = []
+    plain = [strip_literals(seg, spec.literals) for seg in segments]
+    foreign = faithful.foreign_shapes(plain, spec.exempt_shapes)
+    if foreign:
+        reasons.append(Reason("foreign_token", "found " + " ".join(foreign)[:200]))
+    source = _source_text(spec)
+    checks: list[tuple[str, str | None]] = []
+    if "answers" in spec.reject:
+        checks.append(("answer", faithful.answer_problem(text, spec.source_instructs, source)))
+    if spec.echo:
+        checks.append(("echo", faithful.echo_problem(text, spec.echo, source)))
+    if spec.examples:
+        checks.append(("parroted_example", faithful.parrot_problem(text, spec.examples, source)))
+    checks.append(("language_switch", faithful.language_problem(text, spec.language, source)))
+    reasons += [Reason(code, why) for code, why in checks if why is not None]
     return reasons
 
 
@@ -293,6 +441,7 @@ def validate_text(spec: ValidatorSpec, text: str) -> Verdict:
     if tokens_ok and _slot_counts(seq, spec) != list(spec.slots):
         reasons.append(Reason("slot_multiset", "placeholders differ from the original's"))
     reasons += _content_reasons(spec, text, restored)
+    reasons += _faith_reasons(spec, text, segments)
     body = spec.pad[0] + restored.strip() + spec.pad[1]
     if reasons:
         return _reject(spec, reasons, body if tokens_ok else None)
@@ -304,7 +453,7 @@ def _reject(spec: ValidatorSpec, reasons: list[Reason], restored: str | None = N
 
 
 def reask_message(spec: ValidatorSpec, reasons: Sequence[Reason]) -> str:
-    """A short, targeted correction to send back to the model."""
+    """A short, targeted correction to send back to the model (wording: :data:`REASK_TEXT`)."""
     codes = {r.code for r in reasons}
     toks = ", ".join(t.token for t in spec.tokens)
     parts: list[str] = []
@@ -315,30 +464,38 @@ def reask_message(spec: ValidatorSpec, reasons: Sequence[Reason]) -> str:
         "token_altered",
         "slot_multiset",
     }:
-        parts.append(
-            f"Keep the tokens {toks} exactly as written, each as often as in the instruction, "
-            "and add no others."
-        )
+        parts.append(_fill("tokens", tokens=toks))
     elif not spec.tokens and "token_invented" in codes:
-        parts.append("Do not add placeholder tokens.")
+        parts.append(_fill("no_tokens"))
+    if "foreign_token" in codes:
+        detail = next(r.detail for r in reasons if r.code == "foreign_token")
+        parts.append(_fill("foreign", shapes=detail.removeprefix("found ")))
     if "slot_order" in codes:
         end = next((t.token for t in spec.tokens if t.at_end), None)
-        parts.append(
-            f"Keep {end} at the very end."
-            if end and not spec.ordered
-            else "Keep the tokens in their original order."
-        )
+        parts.append(_fill("at_end", token=end) if end and not spec.ordered else _fill("order"))
     if codes & {"stray_brace", "template_syntax"}:
-        parts.append("Do not use braces or template syntax.")
+        if spec.literals:
+            parts.append(_fill("literal_braces", literals=" ".join(spec.literals)))
+        else:
+            parts.append(_fill("braces"))
     if "multiline" in codes:
-        parts.append("Write the rewrite on one line.")
+        parts.append(_fill("multiline"))
     if "length_ratio" in codes:
-        parts.append(f"Keep it about as long as the original ({spec.source_words} words).")
+        short = next(r for r in reasons if r.code == "length_ratio").detail.startswith("short")
+        parts.append(_fill("short" if short else "long", words=str(spec.source_words)))
     if codes & {"identical_source", "copies_original"}:
-        parts.append("Change the wording; do not repeat an existing instruction.")
+        parts.append(_fill("copy"))
+    if "answer" in codes:
+        parts.append(_fill("answer"))
+    if "parroted_example" in codes:
+        parts.append(_fill("example"))
+    elif "echo" in codes:
+        parts.append(_fill("echo"))
+    if "language_switch" in codes:
+        parts.append(_fill("language"))
     if codes & {"preamble", "unparseable"}:
-        parts.append("Reply with the JSON array only, with no introduction or comment.")
+        parts.append(_fill("format"))
     if "empty" in codes:
-        parts.append("The rewrite must not be empty.")
-    parts.append('Answer with a JSON array of one string, like ["..."].')
+        parts.append(_fill("empty"))
+    parts.append(_fill("json"))
     return " ".join(parts)

@@ -143,7 +143,8 @@ def _sequence(tp: Any, origin: Any, data: Any, where: str, path: str) -> Any:
         if len(data) != len(args):
             raise _fail(where, path, f"expected a list of {len(args)} items, got {len(data)}")
         return tuple(
-            _decode(a, v, where, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, data))
+            _decode(a, v, where, f"{path}[{i}]")
+            for i, (a, v) in enumerate(zip(args, data, strict=True))
         )
     item = args[0] if args else Any
     items = [_decode(item, v, where, f"{path}[{i}]") for i, v in enumerate(data)]

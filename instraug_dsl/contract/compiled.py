@@ -172,6 +172,16 @@ class ValidatorSpec:
     the rewrites (or JSON replies) whose token structure the validator accepts;
     ``regex_exact`` is false when too many tokens forced the exports to fix the
     source order (then they accept a subset).
+
+    Faithfulness (docs/compiler.md): ``literals`` are the brace texts of the source that a
+    rewrite may keep verbatim (``{"a": 1}`` written ``\\{...\\}`` in ``.iat``);
+    ``exempt_shapes`` the token-like or bracketed texts the source itself has (any other is
+    ``foreign_token``); ``reject`` the plan's content checks (``answers``, ``echoes``,
+    ``examples``), ``source_instructs`` whether the source asks for something (the
+    ``answer`` rule needs it), ``echo`` the prompt machinery (the rendered meta-prompts
+    without the instruction and examples, and the re-ask messages), ``examples`` the rendered
+    meta-prompt examples, and ``language`` the language rewrites must be in (``any``: not
+    checked).
     """
 
     id: str
@@ -194,6 +204,13 @@ class ValidatorSpec:
     reply_regex: str
     gbnf: str
     regex_exact: bool
+    literals: tuple[str, ...] = ()
+    exempt_shapes: tuple[str, ...] = ()
+    reject: tuple[str, ...] = ()
+    source_instructs: bool = False
+    echo: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+    language: str = "any"
 
     def to_json(self) -> dict[str, object]:
         """JSON form (sorted keys when dumped)."""
@@ -221,6 +238,13 @@ class ValidatorSpec:
             "reply_regex": self.reply_regex,
             "gbnf": self.gbnf,
             "regex_exact": self.regex_exact,
+            "literals": list(self.literals),
+            "exempt_shapes": list(self.exempt_shapes),
+            "reject": list(self.reject),
+            "source_instructs": self.source_instructs,
+            "echo": list(self.echo),
+            "examples": list(self.examples),
+            "language": self.language,
         }
 
     @classmethod
@@ -252,6 +276,14 @@ class ValidatorSpec:
             reply_regex=str(d["reply_regex"]),
             gbnf=str(d["gbnf"]),
             regex_exact=bool(d["regex_exact"]),
+            # Absent in files written before these checks existed: then they are off.
+            literals=tuple(str(x) for x in d.get("literals", ())),
+            exempt_shapes=tuple(str(x) for x in d.get("exempt_shapes", ())),
+            reject=tuple(str(x) for x in d.get("reject", ())),
+            source_instructs=bool(d.get("source_instructs", False)),
+            echo=tuple(str(x) for x in d.get("echo", ())),
+            examples=tuple(str(x) for x in d.get("examples", ())),
+            language=str(d.get("language", "any")),
         )
 
 

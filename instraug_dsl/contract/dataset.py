@@ -33,7 +33,7 @@ TestInstructions = Literal["all", "one", "none"]
 
 @dataclass(frozen=True, slots=True)
 class MaterializeOptions:
-    """How to sample and render; the defaults are the paper's (METHOD.md section 6).
+    """How to sample and render; the defaults are the paper's (docs/dataset.md, Sampling).
 
     ``test_instructions`` says how held-out tasks are written to the test split: ``all``
     (one row per original instruction, the paper's evaluation averages over them),

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from ..fsio import iter_jsonl, read_json, write_json, write_jsonl
+from ..fsio import file_format, iter_jsonl, read_json, write_json, write_jsonl
 from .codec import decode, encode
+from .compiled import COMPILE_FORMAT
 
 RUN_FORMAT = "iatc-run/1"
 
@@ -76,8 +77,29 @@ class RunDir:
         return self.root / "lock"
 
     def is_run(self) -> bool:
-        """True when the folder looks like a run directory of this tool."""
-        return (self.compiled / "manifest.json").is_file() or self.summary.is_file()
+        """True when the folder is a run directory of this tool: its ``summary.json`` or
+        ``compiled/manifest.json`` carries our format, or its ``lock`` names an iatc
+        process (a run that stopped before writing either).  A user's files of the same
+        names do not count, so they are never written over."""
+        return (
+            _family(file_format(self.summary)) == _family(RUN_FORMAT)
+            or _family(file_format(self.compiled / "manifest.json")) == _family(COMPILE_FORMAT)
+            or self._lock_is_ours()
+        )
+
+    def _lock_is_ours(self) -> bool:
+        try:
+            if not self.lock.is_file() or self.lock.stat().st_size > 512:
+                return False
+            text = self.lock.read_bytes()
+        except OSError:
+            return False
+        return text.startswith(b"pid ") or not text.strip()
+
+
+def _family(fmt: str | None) -> str | None:
+    """``iatc-run`` of ``iatc-run/1``: any version of a format of ours."""
+    return fmt.split("/", 1)[0] if fmt else None
 
 
 @dataclass(frozen=True, slots=True)

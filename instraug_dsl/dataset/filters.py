@@ -23,10 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..contract.dataset import DropRow
+from ..contract.run import InstructionRow
 from ..lang.model import Catalog, TaskSpec
 from .render import FormatError, RenderPlan, compile_template
 from .rouge import near_dedup
-from .run import InstructionRow, Run
+from .run import Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,33 +45,6 @@ class Candidate:
     model: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DropRecord:
-    """Why one rewrite did not enter the pool (a line of ``dropped.jsonl``)."""
-
-    id: str
-    task: str
-    reason: str
-    text: str
-    collided_with: str | None = None
-    collided_text: str | None = None
-    score: float | None = None
-    detail: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form (fixed key order)."""
-        return {
-            "id": self.id,
-            "task": self.task,
-            "reason": self.reason,
-            "text": self.text,
-            "collided_with": self.collided_with,
-            "collided_text": self.collided_text,
-            "score": self.score,
-            "detail": self.detail,
-        }
-
-
 @dataclass
 class TaskPool:
     """A task's originals, the rewrites kept for it, and the rewrites dropped."""
@@ -77,7 +52,7 @@ class TaskPool:
     task: TaskSpec
     originals: list[Candidate]
     kept: list[Candidate] = field(default_factory=list)
-    dropped: list[DropRecord] = field(default_factory=list)
+    dropped: list[DropRow] = field(default_factory=list)
     accepted: int = 0  # rewrites of this task in instructions.jsonl
 
 
@@ -114,7 +89,7 @@ def _filter_task(pool: TaskPool, rows: list[InstructionRow], threshold: float) -
             valid.append((row, compile_template(row.template, pool.task)))
         except FormatError as exc:
             pool.dropped.append(
-                DropRecord(row.id, row.task, "invalid_template", row.template, detail=str(exc))
+                DropRow(row.id, row.task, "invalid_template", row.template, detail=str(exc))
             )
     references = [c.plan.text for c in pool.originals]
     result = near_dedup([plan.text for _, plan in valid], references, threshold)
@@ -142,13 +117,13 @@ def _filter_task(pool: TaskPool, rows: list[InstructionRow], threshold: float) -
             other_row, other_plan = valid[int(number)]
             other_id, other_text = other_row.id, other_plan.text
         pool.dropped.append(
-            DropRecord(row.id, row.task, drop.reason, plan.text, other_id, other_text, drop.score)
+            DropRow(row.id, row.task, drop.reason, plan.text, other_id, other_text, drop.score)
         )
 
 
 def build_pools(
     catalog: Catalog, rows: Iterable[InstructionRow], threshold: float
-) -> tuple[dict[str, TaskPool], list[DropRecord]]:
+) -> tuple[dict[str, TaskPool], list[DropRow]]:
     """Filter the generated rows of a run into one :class:`TaskPool` per catalog task.
 
     Returns the pools (catalog order) and every drop in a stable order (task, then the
@@ -160,14 +135,14 @@ def build_pools(
         name: TaskPool(spec, original_candidates(spec)) for name, spec in catalog.tasks.items()
     }
     by_task: dict[str, list[InstructionRow]] = {}
-    stray: list[DropRecord] = []
+    stray: list[DropRow] = []
     for row in rows:
         if row.kind != "generated":
             continue
         pool = pools.get(row.task)
         if pool is None:
             stray.append(
-                DropRecord(
+                DropRow(
                     row.id,
                     row.task,
                     "unknown_task",
@@ -179,7 +154,7 @@ def build_pools(
         pool.accepted += 1
         if pool.task.split == "test":
             pool.dropped.append(
-                DropRecord(
+                DropRow(
                     row.id,
                     row.task,
                     "held_out_task",
@@ -195,6 +170,6 @@ def build_pools(
     return pools, drops + sorted(stray, key=lambda d: (d.task, d.id))
 
 
-def run_pools(run: Run) -> tuple[dict[str, TaskPool], list[DropRecord]]:
+def run_pools(run: Run) -> tuple[dict[str, TaskPool], list[DropRow]]:
     """:func:`build_pools` with the run's catalog, rows and dedup threshold."""
     return build_pools(run.catalog, run.instructions, run.dedup_threshold)

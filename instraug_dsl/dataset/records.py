@@ -4,12 +4,20 @@ A record is one parsed line of a MultiInstruct-style instance file: a JSON objec
 least ``task_name`` and usually ``unique_id``, ``target`` and the fields the task's slots
 read.  Nothing here trusts a record: lookups report the wrong shape instead of raising
 ``TypeError``, and bad lines become :class:`LineError` values the caller records.
+
+Only strict JSON that can be written back as UTF-8 is a record: ``NaN``/``Infinity``, a
+number too large for a float (``1e999``) or for an integer (5,000 digits), nesting deeper
+than the parser allows, bytes that are not UTF-8, and strings holding a lone surrogate
+(``"\\ud800"``) are each a :class:`LineError` naming the line, never a crash and never a
+``nan``/``inf`` or an unencodable string in the output.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,10 +171,57 @@ class TaskIndex:
 
 @dataclass(frozen=True, slots=True)
 class LineError:
-    """A line of the instance file that is not a JSON object."""
+    """A line of the instance file that is not a JSON object (``field``: where, if known)."""
 
     line: int
     reason: str
+    field: str | None = None
+
+
+def _refuse_constant(name: str) -> object:
+    """``NaN``/``Infinity`` are not JSON: refuse them instead of rendering ``nan``."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    """``float`` for the parser, refusing literals beyond the float range (``1e999``)."""
+    value = float(text)
+    if math.isinf(value):
+        shown = text if len(text) <= 24 else f"{text[:12]}...{text[-8:]}"
+        raise ValueError(f"the number {shown} is too large for a float")
+    return value
+
+
+# Cheap tests on the raw bytes: only lines they match need the careful parse and the walk
+# (a surrogate escape; an exponent of three digits or more; 200 digits in a row: with
+# fewer digits and a two-digit exponent a number stays below 1e300).
+_RISKY = re.compile(rb"\\u[dD][89a-fA-F]|[eE][+]?0*[1-9][0-9]{2}|[0-9]{200}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: object) -> str | None:
+    """The path of a string (or key) holding a lone surrogate, else None."""
+    stack: list[tuple[object, tuple[PathKey, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if _LONE_SURROGATE.search(item):
+                return dotted(path) or "<record>"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if _LONE_SURROGATE.search(key):
+                    return dotted(path) or "<record>"
+                stack.append((child, (*path, key)))
+        elif isinstance(item, list):
+            stack.extend((child, (*path, i)) for i, child in enumerate(item))
+    return None
+
+
+def _short(exc: ValueError) -> str:
+    text = str(exc)
+    if "digits" in text:
+        return "a number with too many digits"
+    return text.splitlines()[0][:200]
 
 
 def record_id(record: Mapping[str, object], line: int) -> str:
@@ -191,21 +246,28 @@ def iter_records(
                 digest.update(raw)
             if not raw.strip():
                 continue
+            risky = _RISKY.search(raw) is not None
             try:
-                value = json.loads(raw)
+                value = (
+                    json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+                    if risky
+                    else json.loads(raw, parse_constant=_refuse_constant)
+                )
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 yield number, LineError(number, f"not valid JSON: {exc}")
+                continue
+            except RecursionError:
+                yield number, LineError(number, "not valid JSON: nested too deeply")
+                continue
+            except ValueError as exc:  # NaN/Infinity, or an integer beyond Python's digit limit
+                yield number, LineError(number, f"not valid JSON: {_short(exc)}")
                 continue
             if not isinstance(value, dict):
                 yield number, LineError(number, f"expected a JSON object, got {kind(value)}")
                 continue
+            where = _lone_surrogate(value) if risky else None
+            if where is not None:
+                reason = "a string holds a lone surrogate (e.g. \\ud800): not Unicode text"
+                yield number, LineError(number, reason, where)
+                continue
             yield number, value
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

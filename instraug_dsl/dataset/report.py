@@ -11,6 +11,9 @@ import html
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ..contract.codec import encode
+from .stats import RunStats
+
 _PALETTE: Final = (
     "#4e79a7",
     "#f28e2b",
@@ -36,8 +39,9 @@ def _num(value: object, digits: int = 2) -> str:
     return str(value)
 
 
-def text_table(stats: Mapping[str, Any]) -> str:
+def text_table(run_stats: RunStats) -> str:
     """A fixed-width table of the main per-task numbers plus totals."""
+    stats = encode(run_stats)
     head = (
         "task",
         "split",
@@ -197,8 +201,9 @@ def _table(stats: Mapping[str, Any]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def html_report(stats: Mapping[str, Any]) -> str:
+def html_report(run_stats: RunStats) -> str:
     """A standalone HTML page: totals, two SVG charts, the per-task table."""
+    stats = encode(run_stats)
     tasks = {n: t for n, t in stats["tasks"].items() if t["split"] != "test"}
     expansion = {n: float(t["expansion_factor"] or 0.0) for n, t in tasks.items()}
     reasons = {

@@ -1,6 +1,6 @@
 """Choosing the instruction of each training instance (MIns+ sampling).
 
-``mixed`` (the paper's intent, METHOD.md section 6): with probability ``raw_share`` one of
+``mixed`` (the paper's intent, docs/dataset.md): with probability ``raw_share`` one of
 the task's originals uniformly, otherwise one of its kept rewrites uniformly; a task
 without kept rewrites always gets an original (reported as a fallback).  ``uniform`` (what
 the reference code does through an operator-precedence bug): uniformly over originals and

@@ -14,13 +14,15 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Final
 
 from rapidfuzz.distance import LCSseq
 
+from ..contract.run import FailedRow, RejectedRow, RunDir, read_rows
 from .filters import TaskPool, run_pools
 from .rouge import f1_from_lcs, rouge_l_f1, tokenize
-from .run import Run, iter_jsonl
+from .run import Run
 
 MAX_PAIRS: Final = 20_000
 
@@ -67,47 +69,103 @@ def mean_pairwise_rouge_l(token_lists: Sequence[Sequence[str]], seed: int = 0) -
     return total / len(pairs)
 
 
+@dataclass(frozen=True, slots=True)
+class TaskStats:
+    """One task's numbers: how many were generated, accepted, rejected (by reason), removed
+    by the corpus filters (by reason), kept; expansion and diversity of the kept set."""
+
+    split: str
+    augment: bool
+    originals: int
+    generated: int
+    accepted: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+    failed: int
+    deduplicated: dict[str, int]
+    kept: int
+    expansion_factor: float | None
+    distinct_1: float | None
+    distinct_2: float | None
+    mean_pairwise_rouge_l: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsTotals:
+    """The same numbers over every task."""
+
+    tasks: int
+    originals: int
+    generated: int
+    accepted: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+    failed: int
+    deduplicated: dict[str, int]
+    kept: int
+    expansion_factor: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownTasks:
+    """Tasks the run has rows for but the declarations do not know."""
+
+    names: tuple[str, ...]
+    rewrites: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """What ``iatc stats`` reports (its ``--format json`` is :func:`encode` of this)."""
+
+    run_dir: str
+    plan: str | None
+    dedup_threshold: float
+    tasks: dict[str, TaskStats]
+    totals: StatsTotals
+    unknown_tasks: UnknownTasks
+    warnings: tuple[str, ...]
+
+
 def _task_stats(
     pool: TaskPool, rejected: Counter[str], reasons: Counter[str], failed: int
-) -> dict[str, Any]:
+) -> TaskStats:
     tokens = [tokenize(c.plan.text) for c in pool.kept]
     kept = len(pool.kept)
     originals = len(pool.originals)
-    return {
-        "split": pool.task.split,
-        "augment": pool.task.augment,
-        "originals": originals,
-        "generated": pool.accepted + rejected[pool.task.name],
-        "accepted": pool.accepted,
-        "rejected": rejected[pool.task.name],
-        "rejected_by_reason": dict(sorted(reasons.items())),
-        "failed": failed,
-        "deduplicated": dict(sorted(Counter(d.reason for d in pool.dropped).items())),
-        "kept": kept,
-        "expansion_factor": kept / originals if originals else None,
-        "distinct_1": distinct_n(tokens, 1),
-        "distinct_2": distinct_n(tokens, 2),
-        "mean_pairwise_rouge_l": mean_pairwise_rouge_l(tokens),
-    }
+    return TaskStats(
+        split=pool.task.split,
+        augment=pool.task.augment,
+        originals=originals,
+        generated=pool.accepted + rejected[pool.task.name],
+        accepted=pool.accepted,
+        rejected=rejected[pool.task.name],
+        rejected_by_reason=dict(sorted(reasons.items())),
+        failed=failed,
+        deduplicated=dict(sorted(Counter(d.reason for d in pool.dropped).items())),
+        kept=kept,
+        expansion_factor=kept / originals if originals else None,
+        distinct_1=distinct_n(tokens, 1),
+        distinct_2=distinct_n(tokens, 2),
+        mean_pairwise_rouge_l=mean_pairwise_rouge_l(tokens),
+    )
 
 
-def run_stats(run: Run) -> dict[str, Any]:
-    """Statistics of ``run``: ``{"tasks": {name: {...}}, "totals": {...}, ...}``."""
+def run_stats(run: Run) -> RunStats:
+    """Statistics of ``run`` after the corpus filters."""
     pools, drops = run_pools(run)
     rejected: Counter[str] = Counter()
     reasons: dict[str, Counter[str]] = {}
-    path = run.path / "rejected.jsonl"
-    if path.exists():
-        for _, row in iter_jsonl(path):
-            task = str(row.get("task"))
-            rejected[task] += 1
-            codes = {str(r.get("code")) for r in row.get("reasons") or [] if isinstance(r, dict)}
-            reasons.setdefault(task, Counter()).update(codes or {"unknown"})
+    paths = RunDir(run.path)
+    if paths.rejected.exists():
+        for row in read_rows(paths.rejected, RejectedRow):
+            rejected[row.task] += 1
+            codes = {r.code for r in row.reasons}
+            reasons.setdefault(row.task, Counter()).update(codes or {"unknown"})
     failed: Counter[str] = Counter()
-    path = run.path / "failed.jsonl"
-    if path.exists():
-        for _, row in iter_jsonl(path):
-            failed[str(row.get("task"))] += 1
+    if paths.failed.exists():
+        for frow in read_rows(paths.failed, FailedRow):
+            failed[frow.task] += 1
     tasks = {
         name: _task_stats(pool, rejected, reasons.get(name, Counter()), failed[name])
         for name, pool in pools.items()
@@ -115,30 +173,30 @@ def run_stats(run: Run) -> dict[str, Any]:
     all_reasons: Counter[str] = Counter()
     all_dedup: Counter[str] = Counter()
     for entry in tasks.values():
-        all_reasons.update(entry["rejected_by_reason"])
-        all_dedup.update(entry["deduplicated"])
-    originals = sum(t["originals"] for t in tasks.values())
-    kept = sum(t["kept"] for t in tasks.values())
+        all_reasons.update(entry.rejected_by_reason)
+        all_dedup.update(entry.deduplicated)
+    originals = sum(t.originals for t in tasks.values())
+    kept = sum(t.kept for t in tasks.values())
     stray = [d for d in drops if d.reason == "unknown_task"]
     unknown = sorted(set(rejected) - set(pools)) + sorted({d.task for d in stray})
-    totals = {
-        "tasks": len(tasks),
-        "originals": originals,
-        "generated": sum(t["generated"] for t in tasks.values()),
-        "accepted": sum(t["accepted"] for t in tasks.values()),
-        "rejected": sum(t["rejected"] for t in tasks.values()),
-        "rejected_by_reason": dict(sorted(all_reasons.items())),
-        "failed": sum(failed.values()),
-        "deduplicated": dict(sorted(all_dedup.items())),
-        "kept": kept,
-        "expansion_factor": kept / originals if originals else None,
-    }
-    return {
-        "run_dir": str(run.path),
-        "plan": run.plan.name if run.plan is not None else None,
-        "dedup_threshold": run.dedup_threshold,
-        "tasks": tasks,
-        "totals": totals,
-        "unknown_tasks": {"names": sorted(set(unknown)), "rewrites": len(stray)},
-        "warnings": list(run.warnings),
-    }
+    totals = StatsTotals(
+        tasks=len(tasks),
+        originals=originals,
+        generated=sum(t.generated for t in tasks.values()),
+        accepted=sum(t.accepted for t in tasks.values()),
+        rejected=sum(t.rejected for t in tasks.values()),
+        rejected_by_reason=dict(sorted(all_reasons.items())),
+        failed=sum(failed.values()),
+        deduplicated=dict(sorted(all_dedup.items())),
+        kept=kept,
+        expansion_factor=kept / originals if originals else None,
+    )
+    return RunStats(
+        run_dir=str(run.path),
+        plan=run.plan.name if run.plan is not None else None,
+        dedup_threshold=run.dedup_threshold,
+        tasks=tasks,
+        totals=totals,
+        unknown_tasks=UnknownTasks(tuple(sorted(set(unknown))), len(stray)),
+        warnings=tuple(run.warnings),
+    )

@@ -1,20 +1,20 @@
-"""Row writers for MIns+ output: JSON Lines and Parquet, written atomically.
+"""Row writers for MIns+ output (JSON Lines and Parquet) and the dataset card.
 
-Every file is written under a ``.partial`` name and renamed into place by
-:meth:`commit`, so an interrupted or failed run never leaves a truncated file that looks
-finished.  Both formats load with ``datasets.load_dataset("json"|"parquet", ...)``: the
-column set and order are fixed (:data:`COLUMNS`), scalar columns only, so Arrow's schema
-inference never meets conflicting nested types across tasks.
+Every file is written through :class:`~instraug_dsl.fsio.AtomicFile`: under a temporary
+name, renamed into place by :meth:`commit`, so an interrupted or failed run never leaves a
+truncated file that looks finished.  The column set and order are fixed (:data:`COLUMNS`),
+and ``README.md`` next to the data declares the splits and the features (the dataset-card
+convention HF ``datasets`` reads), so ``datasets.load_dataset(OUT)`` types every column
+correctly even when the first tens of thousands of rows have ``null`` in a column.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from ..errors import ProviderError
+from ..errors import OutputError, UsageError
+from ..fsio import AtomicFile, describe_os_error, json_line
 
 #: The columns of a MIns+ row, in order, with their Arrow types.
 COLUMNS: Final = (
@@ -39,6 +39,7 @@ class RowWriter(Protocol):
     """Where rows go; ``commit`` makes the file visible, ``abort`` removes the partial file."""
 
     path: Path
+    rows: int
 
     def write(self, row: dict[str, Any]) -> None:
         """Write (or buffer) one row."""
@@ -50,31 +51,26 @@ class RowWriter(Protocol):
         """Discard the partial file."""
 
 
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
-
-
 class JsonlWriter:
     """One JSON object per line, UTF-8, keys in the order given (deterministic bytes)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._tmp = _partial(path)
-        self._fh = self._tmp.open("w", encoding="utf-8", newline="\n")
+        self.rows = 0
+        self._file = AtomicFile(path)
 
     def write(self, row: dict[str, Any]) -> None:
-        """Append one row."""
-        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        """Append one row (strict JSON: a non-finite number is a bug, never written)."""
+        self._file.write(json_line(row, sort_keys=False) + "\n")
+        self.rows += 1
 
     def commit(self) -> None:
         """Close and rename into place."""
-        self._fh.close()
-        os.replace(self._tmp, self.path)
+        self._file.commit()
 
     def abort(self) -> None:
         """Close and delete the partial file."""
-        self._fh.close()
-        self._tmp.unlink(missing_ok=True)
+        self._file.abort()
 
 
 class ParquetWriter:
@@ -85,39 +81,56 @@ class ParquetWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
-            raise ProviderError(
+            raise UsageError(
                 "--format parquet needs pyarrow: pip install 'instraug-dsl[parquet]'"
             ) from None
         self.path = path
-        self._tmp = _partial(path)
+        self.rows = 0
+        self._file = AtomicFile(path, open_now=False)
         self._pa = pa
         self._schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in COLUMNS])
-        self._writer = pq.ParquetWriter(str(self._tmp), self._schema)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(str(self._file.tmp), self._schema)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {describe_os_error(exc)}") from None
         self._rows: list[dict[str, Any]] = []
 
     def _flush(self) -> None:
         if self._rows:
             table = self._pa.Table.from_pylist(self._rows, schema=self._schema)
-            self._writer.write_table(table)
+            try:
+                self._writer.write_table(table)
+            except OSError as exc:
+                self.abort()
+                raise OutputError(f"cannot write {self.path}: {describe_os_error(exc)}") from None
             self._rows = []
 
     def write(self, row: dict[str, Any]) -> None:
         """Buffer one row (flushes a row group when the batch is full)."""
         self._rows.append(row)
+        self.rows += 1
         if len(self._rows) >= _BATCH:
             self._flush()
 
     def commit(self) -> None:
         """Flush, close and rename into place."""
         self._flush()
-        self._writer.close()
-        os.replace(self._tmp, self.path)
+        try:
+            self._writer.close()
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"cannot write {self.path}: {describe_os_error(exc)}") from None
+        self._file.commit()
 
     def abort(self) -> None:
         """Close and delete the partial file."""
         self._rows = []
-        self._writer.close()
-        self._tmp.unlink(missing_ok=True)
+        try:
+            self._writer.close()
+        except OSError:
+            pass  # the partial file goes anyway
+        self._file.abort()
 
 
 def open_writer(path: Path, fmt: str) -> RowWriter:
@@ -126,4 +139,17 @@ def open_writer(path: Path, fmt: str) -> RowWriter:
         return JsonlWriter(path)
     if fmt == "parquet":
         return ParquetWriter(path)
-    raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+    raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+
+
+def dataset_card(splits: dict[str, str], title: str, summary: str) -> str:
+    """``README.md`` for the dataset folder: YAML front matter with the data files per split
+    and the features, then a short description (no timestamps: deterministic bytes)."""
+    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for split, filename in splits.items():
+        lines += [f"  - split: {split}", f"    path: {filename}"]
+    lines += ["dataset_info:", "  config_name: default", "  features:"]
+    for name, kind in COLUMNS:
+        lines += [f"  - name: {name}", f"    dtype: {kind}"]
+    lines += ["---", "", f"# {title}", "", summary, ""]
+    return "\n".join(lines)

@@ -4,7 +4,7 @@ A :class:`SlotRule` says how one placeholder becomes a ``slot`` declaration
 (type, record source, ``each``/``default``/rendering options).  The importer
 looks a placeholder up in a task's overrides, then the overrides' global
 slots, then :data:`BUILTIN_SLOTS` (MultiInstruct's placeholder names, see
-shared/data/README.md), and otherwise falls back to a ``text`` slot read
+docs/importer.md), and otherwise falls back to a ``text`` slot read
 from the record field of the same name, flagged with a ``# check:`` comment.
 
 Overrides are JSON (never Python: an overrides file is data, not code), so
@@ -59,7 +59,7 @@ class SlotRule:
 
 _MI_OPTIONS = "\n\n[Options]:"
 
-#: MultiInstruct's placeholder names and how each renders (shared/data/README.md).
+#: MultiInstruct's placeholder names and how each renders (table in docs/importer.md).
 BUILTIN_SLOTS: dict[str, SlotRule] = {
     "question": SlotRule("text"),
     "text": SlotRule("text"),

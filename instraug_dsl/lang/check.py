@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from . import ir
 from .diagnostics import Diagnostics, did_you_mean
+from .source import Span
+from .strings import sub_span
 
 #: Built-in slot types: name -> (may be a list, takes sep, takes prefix).
 BUILTIN_TYPES: dict[str, tuple[bool, bool, bool]] = {
@@ -25,9 +27,23 @@ BUILTIN_TYPES: dict[str, tuple[bool, bool, bool]] = {
 }
 SPLITS = ("train", "test")
 PLACEHOLDER_POLICIES = ("multiset", "exact")
+#: ``filter { reject ... }`` names (``none`` alone turns them all off) and ``language`` values.
+REJECTABLE = ("answers", "echoes", "examples")
+LANGUAGES = ("en", "any")
 SAMPLING_MODES = ("mixed", "uniform")
 #: Variables a meta-prompt template may use, by kind.
-METAPROMPT_VARS = frozenset({"instruction", "strategy", "n", "task", "category", "tokens"})
+METAPROMPT_VARS = frozenset(
+    {
+        "instruction",
+        "strategy",
+        "n",
+        "task",
+        "category",
+        "tokens",
+        "example_instruction",
+        "example_rewrite",
+    }
+)
 BOOTSTRAP_VARS = frozenset({"count"})
 MAX_RANGE_VALUES = 1000
 
@@ -46,6 +62,8 @@ class Context:
     bootstraps: dict[str, ir.Bootstrap] = field(default_factory=dict)
     plans: dict[str, ir.Plan] = field(default_factory=dict)
     samplings: dict[str, ir.Sampling] = field(default_factory=dict)
+    #: Facts derived from the tables once per program (inheritance), by name.
+    derived: dict[str, t.Any] = field(default_factory=dict, repr=False)
 
 
 def _items(program: ir.Program) -> Iterator[ir.Item]:
@@ -164,7 +182,8 @@ def check_duplicate_members(program: ir.Program, ctx: Context) -> None:
                     seen_instr.setdefault(m.name.value, m)
             members = tuple(task_props(item))
         elif isinstance(item, ir.MetaPrompt | ir.Bootstrap | ir.Sampling):
-            members = item.members
+            # A meta-prompt may show several examples.
+            members = tuple(m for m in item.members if not isinstance(m, ir.PromptExample))
         elif isinstance(item, ir.Plan):
             members = tuple(m for m in item.members if not isinstance(m, ir.Use))
             for pm in item.members:
@@ -211,6 +230,8 @@ _PROPERTY_WORDS = {
     "PerTask": "per_task",
     "LengthRatio": "length_ratio",
     "PlaceholderPolicy": "placeholders",
+    "Reject": "reject",
+    "Language": "language",
 }
 
 
@@ -227,37 +248,92 @@ def _report_repeats(members: t.Iterable[object], ctx: Context) -> None:
         seen.add(key)
 
 
+@dataclass(frozen=True, slots=True)
+class ResolvedType:
+    """A type with its aliases followed: the built-in base, flags and options.
+
+    Options of inner aliases lose to outer ones.  For an alias cycle (E026)
+    ``base`` is the alias name where the cycle closes.
+    """
+
+    base: str
+    is_list: bool = False
+    optional: bool = False
+    sep: str | None = None
+    prefix: str | None = None
+    const: str | None = None
+
+    def under(self, texpr: ir.TypeExpr) -> ResolvedType:
+        """This (inner) type as seen through ``texpr``, which refers to it."""
+        return ResolvedType(
+            self.base,
+            texpr.is_list or self.is_list,
+            texpr.optional or self.optional,
+            texpr.sep.value if texpr.sep else self.sep,
+            texpr.prefix.value if texpr.prefix else self.prefix,
+            texpr.const_value.value if texpr.const_value else self.const,
+        )
+
+
+def _resolved_aliases(ctx: Context) -> dict[str, ResolvedType]:
+    """Every alias resolved once: a chain of thousands of aliases is followed once."""
+    memo: dict[str, ResolvedType] | None = ctx.derived.get("aliases")
+    if memo is not None:
+        return memo
+    memo = {}
+    for name in ctx.types:
+        path: list[str] = []
+        on_path: set[str] = set()
+        cur = name
+        while cur in ctx.types and cur not in memo and cur not in on_path:
+            path.append(cur)
+            on_path.add(cur)
+            cur = ctx.types[cur].type.base.value
+        tail = memo[cur] if cur in memo else ResolvedType(cur)
+        for alias in reversed(path):
+            tail = memo[alias] = tail.under(ctx.types[alias].type)
+    ctx.derived["aliases"] = memo
+    return memo
+
+
+def resolved_type(texpr: ir.TypeExpr, ctx: Context) -> ResolvedType:
+    """The type ``texpr`` names, aliases followed, with its options."""
+    base = texpr.base.value
+    if base in BUILTIN_TYPES or base not in ctx.types:
+        return ResolvedType(base).under(texpr)
+    return _resolved_aliases(ctx)[base].under(texpr)
+
+
 def resolve_type(texpr: ir.TypeExpr, ctx: Context, _depth: int = 0) -> tuple[str, bool, bool]:
     """Return (builtin base, is_list, optional) after following aliases."""
-    base = texpr.base.value
-    is_list, optional = texpr.is_list, texpr.optional
-    depth = 0
-    while base not in BUILTIN_TYPES and base in ctx.types and depth < 32:
-        alias = ctx.types[base].type
-        base, is_list, optional = (
-            alias.base.value,
-            is_list or alias.is_list,
-            optional or alias.optional,
-        )
-        depth += 1
-    return base, is_list, optional
+    resolved = resolved_type(texpr, ctx)
+    return resolved.base, resolved.is_list, resolved.optional
 
 
 def check_types(program: ir.Program, ctx: Context) -> None:
     """Unknown types (E022), bad options (E023), alias cycles (E026), sources (E024, E025)."""
-    for alias in ctx.types.values():
-        seen = {alias.name.value}
-        base = alias.type.base.value
-        while base in ctx.types:
-            if base in seen:
-                ctx.diagnostics.add(
-                    "E026",
-                    f"type alias `{alias.name.value}` refers to itself",
-                    alias.type.base.span,
-                )
-                break
-            seen.add(base)
+    # Each alias is followed once (a chain of thousands must not be walked
+    # thousands of times): an alias refers to itself when its chain of
+    # aliases runs into a cycle.
+    loops: dict[str, bool] = {}
+    for name in ctx.types:
+        path: list[str] = []
+        on_path: set[str] = set()
+        base = name
+        while base in ctx.types and base not in loops and base not in on_path:
+            path.append(base)
+            on_path.add(base)
             base = ctx.types[base].type.base.value
+        looped = base in on_path or loops.get(base, False)
+        for step in path:
+            loops[step] = looped
+    for alias in ctx.types.values():
+        if loops[alias.name.value]:
+            ctx.diagnostics.add(
+                "E026",
+                f"type alias `{alias.name.value}` refers to itself",
+                alias.type.base.span,
+            )
     exprs: list[ir.TypeExpr] = [a.type for a in ctx.types.values()]
     for task in all_of(program, ir.Task):
         exprs.extend(s.type for s in task_slots(task))
@@ -345,11 +421,13 @@ def check_instructions(program: ir.Program, ctx: Context) -> None:
                     if isinstance(piece, ir.SlotRef):
                         used.add(piece.name)
                         if piece.name not in slots:
+                            # No did-you-mean past what is shown: it is quadratic.
+                            crowded = ctx.diagnostics.crowded("E020", piece.span.path)
                             ctx.diagnostics.add(
                                 "E020",
                                 f"undeclared slot `{piece.name}` in task `{task.name.value}`",
                                 piece.span,
-                                hint=did_you_mean(piece.name, slots)
+                                hint=(None if crowded else did_you_mean(piece.name, slots))
                                 or f"declare it: `slot {piece.name}: text`",
                             )
                     elif isinstance(piece, ir.BadBrace):
@@ -412,10 +490,38 @@ def check_enums(program: ir.Program, ctx: Context) -> None:
                     for f in m.members:
                         if isinstance(f, ir.PlaceholderPolicy):
                             check(f.value, PLACEHOLDER_POLICIES, "placeholders")
+                        elif isinstance(f, ir.Language):
+                            check(f.value, LANGUAGES, "language")
+                        elif isinstance(f, ir.Reject):
+                            _check_reject(f, ctx)
         elif isinstance(item, ir.Sampling):
             for s in item.members:
                 if isinstance(s, ir.Mode):
                     check(s.value, SAMPLING_MODES, "mode")
+
+
+def _check_reject(f: ir.Reject, ctx: Context) -> None:
+    """``reject`` names: known (E042), each once (E014), ``none`` only alone (E042)."""
+    seen: set[str] = set()
+    for n in f.names:
+        if n.value == "none" and len(f.names) > 1:
+            ctx.diagnostics.add(
+                "E042",
+                "`none` turns every check off and cannot be listed with others",
+                n.span,
+                hint="write `reject none` alone, or list only the checks to keep",
+            )
+        elif n.value != "none" and n.value not in REJECTABLE:
+            ctx.diagnostics.add(
+                "E042",
+                f"reject takes {', '.join(f'`{a}`' for a in REJECTABLE)} or `none`,"
+                f" not `{n.value}`",
+                n.span,
+                hint=did_you_mean(n.value, (*REJECTABLE, "none")),
+            )
+        elif n.value in seen:
+            ctx.diagnostics.add("E014", f"`{n.value}` is listed twice", n.span)
+        seen.add(n.value)
 
 
 def _bound(
@@ -521,11 +627,14 @@ def check_references(program: ir.Program, ctx: Context) -> None:
     """Unknown names (E013) with hints; plan inheritance cycles (E052)."""
 
     def unknown(name: ir.Name, kind: str, table: t.Iterable[str]) -> None:
+        # Past what is shown, skip the did-you-mean: thousands of unknown names
+        # against thousands of declared ones would take minutes.
+        crowded = ctx.diagnostics.crowded("E013", name.span.path)
         ctx.diagnostics.add(
             "E013",
             f"unknown {kind} `{name.value}`",
             name.span,
-            hint=did_you_mean(name.value, table),
+            hint=None if crowded else did_you_mean(name.value, table),
         )
 
     usable = {**ctx.metaprompts}
@@ -550,27 +659,33 @@ def check_references(program: ir.Program, ctx: Context) -> None:
             for s in item.members:
                 if isinstance(s, ir.SamplingPlanRef) and s.name.value not in ctx.plans:
                     unknown(s.name, "plan", ctx.plans)
-    tables: list[tuple[str, dict[str, ir.Plan] | dict[str, ir.MetaPrompt]]] = [
-        ("plan", ctx.plans),
-        ("meta-prompt", ctx.metaprompts),
-    ]
-    for kind, table in tables:
-        for decl in table.values():
-            seen = [decl.name.value]
-            cur: ir.Plan | ir.MetaPrompt = decl
-            while cur.extends is not None and cur.extends.value in table:
-                nxt = cur.extends.value
-                if nxt in seen:
-                    if nxt == decl.name.value:
-                        ctx.diagnostics.add(
-                            "E052",
-                            f"{kind} `{decl.name.value}` extends itself:"
-                            f" {' -> '.join([*seen, nxt])}",
-                            decl.extends.span if decl.extends else decl.name.span,
-                        )
-                    break
-                seen.append(nxt)
-                cur = table[nxt]
+    _report_cycles("plan", ctx.plans, ctx)
+    _report_cycles("meta-prompt", ctx.metaprompts, ctx)
+
+
+def _report_cycles(kind: str, table: t.Mapping[str, Inheriting], ctx: Context) -> None:
+    """E052 on every declaration of an inheritance cycle."""
+    for group, cyclic in inheritance_order(table):
+        if not cyclic:
+            continue
+        names = [d.name.value for d in group]
+        for i, decl in enumerate(group):
+            ctx.diagnostics.add(
+                "E052",
+                f"{kind} `{decl.name.value}` extends itself: {_cycle_text(names, i)}",
+                decl.extends.span if decl.extends else decl.name.span,
+            )
+
+
+def _cycle_text(cycle: t.Sequence[str], start: int, shown: int = 12) -> str:
+    """``b -> c -> a -> b`` for the cycle ``[a, b, c]`` from ``b``; long cycles are shortened."""
+    k = len(cycle)
+    steps = list(range(k + 1))
+    if k + 1 > shown:
+        half = shown // 2
+        steps = [*range(half), -1, *range(k + 1 - half, k + 1)]
+    more = f"... ({k + 1 - 2 * (shown // 2)} more)"
+    return " -> ".join(more if j < 0 else cycle[(start + j) % k] for j in steps)
 
 
 Inheriting = t.TypeVar("Inheriting", ir.Plan, ir.MetaPrompt)
@@ -579,28 +694,130 @@ Inheriting = t.TypeVar("Inheriting", ir.Plan, ir.MetaPrompt)
 def inheritance_chain(decl: Inheriting, table: t.Mapping[str, Inheriting]) -> list[Inheriting]:
     """The declaration and its ancestors, most derived first (cycles cut)."""
     chain = [decl]
+    seen = {id(decl)}
     while chain[-1].extends is not None and chain[-1].extends.value in table:
         parent = table[chain[-1].extends.value]
-        if parent in chain:
+        if id(parent) in seen:
             break
         chain.append(parent)
+        seen.add(id(parent))
     return chain
+
+
+def inheritance_order(
+    table: t.Mapping[str, Inheriting],
+) -> list[tuple[list[Inheriting], bool]]:
+    """Every declaration of ``table`` in groups, each group after its parent's group.
+
+    A group is one declaration (``False``), or all the declarations of one
+    inheritance cycle (``True``) in cycle order: each extends the next, the
+    last extends the first.  Linear: every chain is followed once, so what
+    is derived from inheritance can be computed parent first with a memo.
+    """
+    state: dict[str, bool] = {}  # False: on the path being followed; True: placed
+    groups: list[tuple[list[Inheriting], bool]] = []
+    for name in table:
+        if name in state:
+            continue
+        path: list[str] = []
+        where: dict[str, int] = {}
+        cur: str | None = name
+        while cur is not None and cur not in state:
+            state[cur] = False
+            where[cur] = len(path)
+            path.append(cur)
+            ext = table[cur].extends
+            cur = ext.value if ext is not None and ext.value in table else None
+        cut = len(path)
+        if cur is not None and state[cur] is False:  # the path closed a cycle
+            cut = where[cur]
+            groups.append(([table[n] for n in path[cut:]], True))
+        groups.extend(([table[n]], False) for n in reversed(path[:cut]))
+        for n in path:
+            state[n] = True
+    return groups
+
+
+def _inherit(
+    own: t.Sequence[ir.PromptMember], inherited: t.Sequence[ir.PromptMember]
+) -> list[ir.PromptMember]:
+    kinds = {type(m) for m in own}
+    return [*own, *(m for m in inherited if type(m) not in kinds)]
+
+
+def _cycle_members(cycle: list[ir.MetaPrompt]) -> dict[str, list[ir.PromptMember]]:
+    """Effective members of the meta-prompts of one cycle, without walking it per member.
+
+    The chain of ``cycle[i]`` is ``cycle[i], cycle[i+1], ...`` once around; each
+    kind of member comes from the first declaration of that chain that has it.
+    """
+    k = len(cycle)
+    kinds = [{type(m) for m in d.members} for d in cycle]
+    nearest: dict[type, int] = {}  # kind -> first position at or after `pos` having it
+    out: dict[str, list[ir.PromptMember]] = {}
+    for pos in range(2 * k - 1, -1, -1):
+        for kind in kinds[pos % k]:
+            nearest[kind] = pos
+        if pos >= k:
+            continue
+        by_position: dict[int, set[type]] = {}
+        for kind, at in nearest.items():
+            if at - pos < k:
+                by_position.setdefault(at, set()).add(kind)
+        members: list[ir.PromptMember] = []
+        for at in sorted(by_position):
+            members.extend(m for m in cycle[at % k].members if type(m) in by_position[at])
+        out[cycle[pos].name.value] = members
+    return out
 
 
 def prompt_members(mp: ir.MetaPrompt, ctx: Context) -> list[ir.PromptMember]:
     """A meta-prompt's effective members: its own, then inherited ones it does not set."""
-    members: list[ir.PromptMember] = []
-    kinds: set[type] = set()
-    for decl in inheritance_chain(mp, ctx.metaprompts):
-        own = [m for m in decl.members if type(m) not in kinds]
-        members.extend(own)
-        kinds.update(type(m) for m in own)
-    return members
+    memo: dict[str, list[ir.PromptMember]] | None = ctx.derived.get("prompt_members")
+    if memo is None:
+        memo = {}
+        for group, cyclic in inheritance_order(ctx.metaprompts):
+            if cyclic:
+                memo.update(_cycle_members(group))
+            else:
+                decl = group[0]
+                parent = decl.extends.value if decl.extends is not None else ""
+                memo[decl.name.value] = _inherit(decl.members, memo.get(parent, ()))
+        ctx.derived["prompt_members"] = memo
+    if ctx.metaprompts.get(mp.name.value) is mp:
+        return list(memo[mp.name.value])
+    # A second declaration of the name (E010) inherits like the first.
+    parent = mp.extends.value if mp.extends is not None else ""
+    return _inherit(mp.members, memo.get(parent, ()))
 
 
 def plan_chain(plan: ir.Plan, ctx: Context) -> list[ir.Plan]:
     """The plan and its ancestors, most derived first (cycles cut)."""
     return inheritance_chain(plan, ctx.plans)
+
+
+def _uses_a_metaprompt(plan: ir.Plan, ctx: Context) -> bool:
+    """Whether the plan or one of its ancestors has a ``use`` (memoized, linear)."""
+
+    def own(p: ir.Plan) -> bool:
+        return any(isinstance(m, ir.Use) for m in p.members)
+
+    memo: dict[str, bool] | None = ctx.derived.get("plan_uses")
+    if memo is None:
+        memo = {}
+        for group, cyclic in inheritance_order(ctx.plans):
+            if cyclic:
+                found = any(own(p) for p in group)
+                memo.update((p.name.value, found) for p in group)
+            else:
+                p = group[0]
+                parent = p.extends.value if p.extends is not None else ""
+                memo[p.name.value] = own(p) or memo.get(parent, False)
+        ctx.derived["plan_uses"] = memo
+    if ctx.plans.get(plan.name.value) is plan:
+        return memo[plan.name.value]
+    parent = plan.extends.value if plan.extends is not None else ""
+    return own(plan) or memo.get(parent, False)
 
 
 def check_plans(program: ir.Program, ctx: Context) -> None:
@@ -640,7 +857,7 @@ def check_plans(program: ir.Program, ctx: Context) -> None:
                             f"task `{n.value}` is marked `augment false` and will be skipped",
                             n.span,
                         )
-        if not any(isinstance(m, ir.Use) for p in plan_chain(plan, ctx) for m in p.members):
+        if not _uses_a_metaprompt(plan, ctx):
             ctx.diagnostics.add(
                 "E053",
                 f"plan `{plan.name.value}` uses no meta-prompt",
@@ -650,10 +867,13 @@ def check_plans(program: ir.Program, ctx: Context) -> None:
 
 
 def check_metaprompts(program: ir.Program, ctx: Context) -> None:
-    """Jinja syntax (E054), unknown variables (E055), missing instruction hole (E056)."""
+    """Jinja syntax (E054), unknown variables (E055), missing instruction hole (E056),
+    and what the sandbox refuses or cannot render within its limits (E070-E074)."""
     if not (ctx.metaprompts or ctx.bootstraps):
         return  # importing jinja2 costs start-up time; only templates need it
-    from .templating import template_problems
+    from .templating import TrialBudget, analyse_template, trial_render
+
+    budget = TrialBudget()
 
     prompts: list[ir.MetaPrompt | ir.Bootstrap] = [
         *all_of(program, ir.MetaPrompt),
@@ -679,13 +899,32 @@ def check_metaprompts(program: ir.Program, ctx: Context) -> None:
             if not isinstance(m, ir.PromptSystem | ir.PromptUser):
                 continue
             own = m in item.members
-            problem, variables = template_problems(m.template.value)
-            if problem is not None:
-                if own:
-                    ctx.diagnostics.add("E054", f"invalid template: {problem}", m.template.span)
+            report = analyse_template(m.template.value)
+            if own:
+                if report.syntax_error is not None:
+                    ctx.diagnostics.add(
+                        "E054", f"invalid template: {report.syntax_error}", m.template.span
+                    )
+                spans = _TemplateSpans(m.template)
+                for f in report.findings:
+                    ctx.diagnostics.add(f.code, f.message, spans.span(f.start, f.end), hint=f.hint)
+            if not report.parsed:
                 unparsed = True
                 continue
+            variables = set(report.variables)
             referenced |= variables
+            if own and not report.findings and variables <= allowed:
+                # Limits are per render: a template that exceeds one with sample
+                # values exceeds it with any values (loop counts, sizes of constants).
+                limit = trial_render(m.template.value, allowed, budget)
+                if limit is not None:
+                    ctx.diagnostics.add(
+                        "E074",
+                        f"this template goes over a rendering limit: {limit}",
+                        m.template.span,
+                        hint="a meta-prompt is rendered once per request:"
+                        " keep its loops and texts small",
+                    )
             for var in sorted(variables - allowed) if own else ():
                 ctx.diagnostics.add(
                     "E055",
@@ -710,6 +949,28 @@ def check_metaprompts(program: ir.Program, ctx: Context) -> None:
                 "`strategy` is only defined in a meta-prompt that names `strategies`",
                 item.name.span,
             )
+
+
+class _TemplateSpans:
+    """Spans of parts of a template literal, from offsets into its (unescaped) value."""
+
+    def __init__(self, lit: ir.StringLit) -> None:
+        self.lit = lit
+        self._chars: list[tuple[int, int]] | None = None
+
+    def span(self, start: int | None, end: int | None) -> Span:
+        if start is None or end is None:
+            return self.lit.span
+        if self._chars is None:
+            from .strings import decode
+
+            self._chars = [(c.start, c.end) for c in decode(self.lit.raw)[0]]
+        chars = self._chars
+        if not chars:
+            return self.lit.span
+        first = chars[min(start, len(chars) - 1)][0]
+        last = chars[min(max(end, start + 1), len(chars)) - 1][1]
+        return sub_span(self.lit, first, last)
 
 
 Pass = Callable[[ir.Program, Context], None]

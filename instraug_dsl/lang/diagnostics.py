@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import enum
 import typing as t
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -72,7 +73,19 @@ CODES: Mapping[str, str] = {
     "E060": "imported file not found",
     "E061": "import cycle",
     "E062": "cannot read file",
+    "E063": "import of a file that is not `.iat`",
+    "E064": "import outside the project",
+    # the meta-prompt sandbox (checked before anything is rendered)
+    "E070": "template loads another template",
+    "E071": "template recursion",
+    "E072": "template construct refused by the sandbox",
+    "E073": "template nested too deeply",
+    "E074": "template exceeds a rendering limit",
 }
+
+#: Diagnostics of one code kept per file; the rest become one "... and N more" line,
+#: so a pathological file (ten thousand stray braces) prints a screenful, not megabytes.
+MAX_PER_CODE = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,16 +122,22 @@ class Diagnostics:
 
     def __init__(self, items: Iterable[Diagnostic] = ()) -> None:
         self._items: list[Diagnostic] = list(items)
+        self._counts: dict[tuple[str, str], int] = {}
+        for d in self._items:
+            self._counts[(d.span.path, d.code)] = self._counts.get((d.span.path, d.code), 0) + 1
 
     def add(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         """Record one diagnostic; ``code`` must be registered in :data:`CODES`."""
         if code not in CODES:  # a programming error, not a user error
             raise KeyError(f"unregistered diagnostic code {code}")
         self._items.append(Diagnostic(code, message, span, hint))
+        key = (span.path, code)
+        self._counts[key] = self._counts.get(key, 0) + 1
 
     def extend(self, items: Iterable[Diagnostic]) -> None:
         """Append several diagnostics."""
-        self._items.extend(items)
+        for d in items:
+            self.add(d.code, d.message, d.span, d.hint)
 
     def __iter__(self) -> Iterator[Diagnostic]:
         return iter(self._items)
@@ -131,9 +150,38 @@ class Diagnostics:
         """Only the error-severity diagnostics."""
         return [d for d in self._items if d.severity is Severity.ERROR]
 
-    def sorted(self) -> list[Diagnostic]:
-        """Diagnostics in source order (file, offset), stable for ties."""
-        return sorted(self._items, key=lambda d: (d.span.path, d.span.start, d.span.end))
+    def sorted(self, limit: int | None = MAX_PER_CODE) -> list[Diagnostic]:
+        """Diagnostics in source order (file, offset), stable for ties.
+
+        At most ``limit`` diagnostics of one code are kept per file (``None``: all);
+        the first one left out becomes a summary saying how many more there are.
+        """
+        ordered = sorted(self._items, key=lambda d: (d.span.path, d.span.start, d.span.end))
+        if limit is None:
+            return ordered
+        totals = Counter((d.span.path, d.code) for d in ordered)
+        seen: Counter[tuple[str, str]] = Counter()
+        kept: list[Diagnostic] = []
+        for d in ordered:
+            key = (d.span.path, d.code)
+            seen[key] += 1
+            if seen[key] <= limit:
+                kept.append(d)
+            elif seen[key] == limit + 1:
+                more = totals[key] - limit
+                word = "diagnostic" if more == 1 else "diagnostics"
+                summary = f"... and {more} more {d.code} {word} in this file"
+                shown = f"(only the first {limit} are shown)"
+                kept.append(Diagnostic(d.code, f"{summary} {shown}", d.span))
+        return kept
+
+    def crowded(self, code: str, path: str) -> bool:
+        """True when ``code`` already has more diagnostics in ``path`` than are shown.
+
+        Passes skip costly hints (did-you-mean over thousands of names) for those.
+        """
+        count = self._counts.get((path, code), 0)
+        return count > MAX_PER_CODE
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
@@ -157,6 +205,28 @@ def _paint(text: str, style: str) -> str:
     return f"\x1b[{_STYLES[style]}m{text}\x1b[0m" if _COLOR else text
 
 
+#: Source lines longer than this are shown as an excerpt around the span.
+MAX_EXCERPT = 240
+_CONTEXT_BEFORE = 60
+
+
+def _window(text: str, col: int, width: int) -> tuple[str, int, int]:
+    """Cut a very long source line down to the part around ``col`` (marked with ``...``).
+
+    One line of a file can be megabytes long; every diagnostic on it would
+    otherwise print all of it.
+    """
+    if len(text) <= MAX_EXCERPT:
+        return text, col, width
+    start = max(0, min(col - 1 - _CONTEXT_BEFORE, len(text) - MAX_EXCERPT))
+    stop = start + MAX_EXCERPT
+    head = "..." if start > 0 else ""
+    tail = "..." if stop < len(text) else ""
+    shown_col = col - start + len(head)
+    shown_width = max(1, min(width, stop - (col - 1)))
+    return head + text[start:stop] + tail, shown_col, shown_width
+
+
 def render(diag: Diagnostic, source_text: str | None) -> str:
     """Render one diagnostic as text with a source excerpt and caret underline.
 
@@ -178,9 +248,10 @@ def render(diag: Diagnostic, source_text: str | None) -> str:
             gutter = " " * len(str(span.line))
             last_col = span.end_col if span.end_line == span.line else len(text) + 1
             width = max(1, last_col - span.col)
+            text, col, width = _window(text, span.col, width)
             lines.append(f"{gutter} |")
             lines.append(f"{span.line} | {text}")
-            lines.append(f"{gutter} | {' ' * (span.col - 1)}{_paint('^' * width, 'caret')}")
+            lines.append(f"{gutter} | {' ' * (col - 1)}{_paint('^' * width, 'caret')}")
     if diag.hint:
         pad = " " * len(str(span.line)) if len(lines) > 1 else " "
         lines.append(f"{pad} {_paint('= hint:', 'hint')} {diag.hint}")

@@ -185,6 +185,8 @@ def prompt_line(m: ir.PromptMember) -> str:
             return f"count {i.value}"
         case ir.PromptTake(value=i):
             return f"take {i.value}"
+        case ir.PromptExample(instruction=a, rewrite=b):
+            return f"example {string(a)} -> {string(b)}"
         case _:
             t.assert_never(m)
 
@@ -198,6 +200,10 @@ def filter_line(m: ir.FilterMember) -> str:
             return f"placeholders {n.value}"
         case ir.Dedup(value=v):
             return f"dedup {v.text}"
+        case ir.Reject(names=names):
+            return "reject " + ", ".join(n.value for n in names)
+        case ir.Language(value=n):
+            return f"language {n.value}"
         case _:
             t.assert_never(m)
 

@@ -30,6 +30,10 @@ class CheckResult:
     diagnostics: list[Diagnostic]
     context: Context
     catalog: Catalog | None
+    #: How many errors and warnings were found (``diagnostics`` shows at most a few of
+    #: one code per file, then a summary line).
+    error_count: int = 0
+    warning_count: int = 0
 
     @property
     def ok(self) -> bool:
@@ -53,14 +57,20 @@ def _finish(loaded: LoadResult) -> CheckResult:
     diags: Diagnostics = loaded.diagnostics
     ctx = check_program(loaded.program, diags)
     ordered = diags.sorted()
-    has_errors = any(d.severity.value == "error" for d in ordered)
-    catalog = None if has_errors else resolve(ctx)
-    return CheckResult(loaded.program, loaded.sources, ordered, ctx, catalog)
+    errors = len(diags.errors)
+    catalog = None if errors else resolve(ctx)
+    return CheckResult(
+        loaded.program, loaded.sources, ordered, ctx, catalog, errors, len(diags) - errors
+    )
 
 
-def check(paths: Sequence[str | Path]) -> CheckResult:
-    """Load files/directories (following imports) and run every check pass."""
-    return _finish(load(paths))
+def check(paths: Sequence[str | Path], allow_imports: Sequence[str | Path] = ()) -> CheckResult:
+    """Load files/directories (following imports) and run every check pass.
+
+    Imports may point inside the folders of ``paths``, the shipped template
+    library, and the folders in ``allow_imports`` (see :mod:`.loader`).
+    """
+    return _finish(load(paths, allow_imports))
 
 
 def check_text(text: str, path: str = "<string>") -> CheckResult:
@@ -68,6 +78,6 @@ def check_text(text: str, path: str = "<string>") -> CheckResult:
     return _finish(load_text(text, path))
 
 
-def load_catalog(paths: Sequence[str | Path]) -> Catalog:
+def load_catalog(paths: Sequence[str | Path], allow_imports: Sequence[str | Path] = ()) -> Catalog:
     """Load, check and resolve; raise :class:`IatCheckError` on any error."""
-    return check(paths).raise_for_errors()
+    return check(paths, allow_imports).raise_for_errors()

@@ -337,8 +337,28 @@ class PromptTake:
     span: Span
 
 
+@dataclass(frozen=True, slots=True)
+class PromptExample:
+    """``example "instruction" -> "rewrite"``: a worked example for a meta-prompt.
+
+    Its ``{name}`` placeholders are shown to the model as never-real tokens of the
+    request's family (``{0}``, ``⟦0⟧``); the validators reject replies that parrot it.
+    Several may be given: a request uses the first whose having placeholders matches its own.
+    """
+
+    instruction: StringLit
+    rewrite: StringLit
+    span: Span
+
+
 PromptMember = (
-    PromptSystem | PromptUser | PromptDescription | PromptStrategies | PromptCount | PromptTake
+    PromptSystem
+    | PromptUser
+    | PromptDescription
+    | PromptStrategies
+    | PromptCount
+    | PromptTake
+    | PromptExample
 )
 
 
@@ -530,7 +550,27 @@ class Dedup:
     span: Span
 
 
-FilterMember = LengthRatio | PlaceholderPolicy | Dedup
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """``reject answers, echoes, examples`` (or ``reject none``): content checks of rewrites.
+
+    ``answers``: the rewrite answers or asserts instead of instructing; ``echoes``: it repeats
+    the prompt's own directions or a re-ask; ``examples``: it parrots the meta-prompt's example.
+    """
+
+    names: tuple[Name, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Language:
+    """``language en|any``: the language rewrites must be written in (``any``: unchecked)."""
+
+    value: Name
+    span: Span
+
+
+FilterMember = LengthRatio | PlaceholderPolicy | Dedup | Reject | Language
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,6 +230,11 @@ class Lowering(Transformer[Token, t.Any]):
     def prompt_take(self, meta: t.Any, v: Token) -> ir.PromptTake:
         return ir.PromptTake(self._int(v), self._span(meta))
 
+    def prompt_example(
+        self, meta: t.Any, instruction: ir.StringLit, rewrite: ir.StringLit
+    ) -> ir.PromptExample:
+        return ir.PromptExample(instruction, rewrite, self._span(meta))
+
     # --------------------------------------------------------------- plans
     def plan_decl(self, meta: t.Any, name: ir.Name, *rest: t.Any) -> ir.Plan:
         extends = rest[0] if rest and isinstance(rest[0], ir.Name) else None
@@ -297,6 +302,12 @@ class Lowering(Transformer[Token, t.Any]):
 
     def filter_dedup(self, meta: t.Any, v: ir.NumberLit) -> ir.Dedup:
         return ir.Dedup(v, self._span(meta))
+
+    def filter_reject(self, meta: t.Any, *names: ir.Name) -> ir.Reject:
+        return ir.Reject(names, self._span(meta))
+
+    def filter_language(self, meta: t.Any, v: ir.Name) -> ir.Language:
+        return ir.Language(v, self._span(meta))
 
     # ------------------------------------------------------------ sampling
     def sampling_decl(self, meta: t.Any, name: ir.Name, *members: ir.SamplingMember) -> ir.Sampling:

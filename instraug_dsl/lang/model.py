@@ -12,18 +12,19 @@ from dataclasses import dataclass
 
 from . import ir
 from .check import (
+    REJECTABLE,
     Context,
-    plan_chain,
     prompt_members,
     range_values,
-    resolve_type,
+    resolved_type,
     task_instructions,
     task_props,
     task_slots,
 )
 
-#: The defaults of METHOD.md (the paper's single run).
-DEFAULT_MODEL = "embedded/qwen-0.5b"
+#: The defaults of the paper's single run (plan `paper`, see docs/compiler.md).
+#: The tool's one default model: ``$IATC_GGUF`` when set, else the bundled Qwen2.5-Coder-0.5B.
+DEFAULT_MODEL = "embedded/default"
 DEFAULT_TEMPERATURE = 0.6
 DEFAULT_TOP_P = 0.9
 DEFAULT_MAX_TOKENS = 512
@@ -31,6 +32,10 @@ DEFAULT_SEED = 1
 DEFAULT_ATTEMPTS = 3
 DEFAULT_LENGTH_RATIO = (0.0, 2.0)
 DEFAULT_DEDUP = 0.7
+#: Content checks on unless a plan says otherwise (``filter { reject ... }``).
+DEFAULT_REJECT = REJECTABLE
+#: ``filter { language ... }``: ``any`` leaves the language of rewrites unchecked.
+DEFAULT_LANGUAGE = "any"
 DEFAULT_CHOICES_PREFIX = "\n\n[Options]: "
 DEFAULT_SEP = "||||"
 
@@ -132,6 +137,8 @@ class MetaPromptSpec:
     system: str | None
     user: str
     strategy: str | None
+    #: Worked examples as (instruction, rewrite) ``{slot}`` text, in declaration order.
+    examples: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +170,8 @@ class PlanSpec:
     length_ratio: tuple[float, float]
     placeholder_policy: str
     dedup: float
+    reject: tuple[str, ...] = DEFAULT_REJECT
+    language: str = DEFAULT_LANGUAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,19 +208,10 @@ def _path(fp: ir.FieldPath) -> tuple[PathKey, ...]:
 
 
 def _slot(slot: ir.Slot, ctx: Context) -> SlotSpec:
-    base, is_list, optional = resolve_type(slot.type, ctx)
-    sep: str | None = None
-    prefix: str | None = None
-    const: str | None = None
-    texpr: ir.TypeExpr | None = slot.type
-    while texpr is not None:  # innermost alias options lose to outer ones
-        sep = sep if sep is not None else (texpr.sep.value if texpr.sep else None)
-        prefix = prefix if prefix is not None else (texpr.prefix.value if texpr.prefix else None)
-        const = (
-            const if const is not None else (texpr.const_value.value if texpr.const_value else None)
-        )
-        alias = ctx.types.get(texpr.base.value)
-        texpr = alias.type if alias is not None and texpr.base.value != "const" else None
+    # Aliases resolved once per program (innermost alias options lose to outer ones).
+    resolved = resolved_type(slot.type, ctx)
+    base, is_list, optional = resolved.base, resolved.is_list, resolved.optional
+    sep, prefix, const = resolved.sep, resolved.prefix, resolved.const
     if base == "choices":
         default_prefix = DEFAULT_CHOICES_PREFIX
     else:
@@ -281,19 +281,48 @@ def _metaprompts(mp: ir.MetaPrompt, ctx: Context) -> tuple[MetaPromptSpec, ...]:
     system = next((m.template.value for m in members if isinstance(m, ir.PromptSystem)), None)
     user = next((m.template.value for m in members if isinstance(m, ir.PromptUser)), "")
     strat = next((m.name.value for m in members if isinstance(m, ir.PromptStrategies)), None)
+    examples = tuple(
+        (m.instruction.value, m.rewrite.value) for m in members if isinstance(m, ir.PromptExample)
+    )
     name = mp.name.value
     if strat is None:
-        return (MetaPromptSpec(name, name, system, user, None),)
+        return (MetaPromptSpec(name, name, system, user, None, examples),)
     return tuple(
-        MetaPromptSpec(f"{name}.{s.name.value}", name, system, user, s.text.value)
+        MetaPromptSpec(f"{name}.{s.name.value}", name, system, user, s.text.value, examples)
         for s in ctx.strategies[strat].items
     )
 
 
-def _plan(plan: ir.Plan, ctx: Context) -> PlanSpec:
-    found: dict[str, object] = {}
-    uses: dict[str, int] = {}
-    for p in reversed(plan_chain(plan, ctx)):  # base first, derived overrides
+#: What a plan sets, inherited included: (found properties, uses), by plan name.
+_PlanState = dict[str, tuple[dict[str, object], dict[str, int]]]
+
+
+def _unresolved_chain(
+    plan: ir.Plan, ctx: Context, memo: _PlanState
+) -> tuple[list[ir.Plan], str | None]:
+    """The plan and its ancestors not resolved yet (most derived first), and the
+    nearest resolved ancestor: a chain of thousands of plans is followed once, not
+    once per plan."""
+    chain: list[ir.Plan] = []
+    seen: set[str] = set()
+    p: ir.Plan | None = plan
+    while p is not None and p.name.value not in memo and p.name.value not in seen:
+        chain.append(p)
+        seen.add(p.name.value)
+        p = ctx.plans.get(p.extends.value) if p.extends is not None else None
+    return chain, (p.name.value if p is not None and p.name.value in memo else None)
+
+
+def _plan(plan: ir.Plan, ctx: Context, memo: _PlanState | None = None) -> PlanSpec:
+    memo = {} if memo is None else memo
+    pending, resolved = _unresolved_chain(plan, ctx, memo)
+    found: dict[str, object] = dict(memo[resolved][0]) if resolved else {}
+    uses: dict[str, int] = dict(memo[resolved][1]) if resolved else {}
+    previous: ir.Plan | None = None
+    for p in reversed(pending):  # base first, derived overrides
+        if previous is not None:  # what plans extending the previous one start from
+            memo[previous.name.value] = (dict(found), dict(uses))
+        previous = p
         for m in p.members:
             match m:
                 case ir.Use(metaprompt=n, samples=s):
@@ -331,6 +360,11 @@ def _plan(plan: ir.Plan, ctx: Context) -> PlanSpec:
                                 found["placeholder_policy"] = policy.value
                             case ir.Dedup(value=threshold):
                                 found["dedup"] = threshold.value
+                            case ir.Reject(names=names):
+                                found["reject"] = tuple(n.value for n in names if n.value != "none")
+                            case ir.Language(value=lang):
+                                found["language"] = lang.value
+    memo[plan.name.value] = (dict(found), dict(uses))
     return PlanSpec(
         name=plan.name.value,
         uses=tuple(uses.items()),
@@ -346,6 +380,8 @@ def _plan(plan: ir.Plan, ctx: Context) -> PlanSpec:
         length_ratio=found.get("length_ratio", DEFAULT_LENGTH_RATIO),  # type: ignore[arg-type]
         placeholder_policy=str(found.get("placeholder_policy", "multiset")),
         dedup=float(found.get("dedup", DEFAULT_DEDUP)),  # type: ignore[arg-type]
+        reject=tuple(found.get("reject", DEFAULT_REJECT)),  # type: ignore[arg-type]
+        language=str(found.get("language", DEFAULT_LANGUAGE)),
     )
 
 
@@ -385,11 +421,12 @@ def resolve(ctx: Context) -> Catalog:
         count = next((m.value.value for m in b.members if isinstance(m, ir.PromptCount)), 10)
         take = next((m.value.value for m in b.members if isinstance(m, ir.PromptTake)), count)
         boots[name] = BootstrapSpec(name, system, user, count, take)
+    plan_memo: _PlanState = {}
     return Catalog(
         tasks={n: _task(t, ctx) for n, t in ctx.tasks.items()},
         metaprompts={n: _metaprompts(m, ctx) for n, m in ctx.metaprompts.items()},
         bootstraps=boots,
-        plans={n: _plan(p, ctx) for n, p in ctx.plans.items()},
+        plans={n: _plan(p, ctx, plan_memo) for n, p in ctx.plans.items()},
         samplings={n: _sampling(s) for n, s in ctx.samplings.items()},
         source_paths={n: t.span.path for n, t in ctx.tasks.items()},
         default_plan=next((n for n, p in ctx.plans.items() if p.default), None),

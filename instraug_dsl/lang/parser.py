@@ -8,7 +8,6 @@ terminal names.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import importlib.resources
@@ -24,6 +23,8 @@ from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInp
 from lark.exceptions import VisitError
 from lark.lexer import PatternStr
 
+from ..errors import IatError
+from ..fsio import AtomicFile, cache_dir
 from . import ir
 from .diagnostics import Diagnostics
 from .lower import Lowering
@@ -66,22 +67,6 @@ def build_parser() -> Lark:
     return Lark(grammar_text(), **_LARK_OPTIONS)
 
 
-def _cache_dir() -> Path | None:
-    """Where the built parser is cached: ``$IATC_CACHE_DIR`` or the user cache dir.
-
-    ``IATC_CACHE_DIR=""`` disables the cache.  A directory we do not own (or
-    that others may write to) is never used: the cache is a pickle.
-    """
-    configured = os.environ.get("IATC_CACHE_DIR")
-    if configured is not None:
-        return Path(configured) if configured else None
-    if sys.platform == "win32":
-        root = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    else:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "instraug-dsl"
-
-
 def _trusted(path: Path) -> bool:
     """Ours and writable by nobody else: only then is a pickle safe to load."""
     if not hasattr(os, "getuid"):
@@ -91,7 +76,7 @@ def _trusted(path: Path) -> bool:
 
 
 def _cache_file(text: str) -> Path | None:
-    directory = _cache_dir()
+    directory = cache_dir("parser")
     if directory is None:
         return None
     key = "\0".join(
@@ -117,7 +102,7 @@ def lark_parser() -> Lark:
     text = grammar_text()
     path = _cache_file(text)
     try:
-        if path is not None and path.is_file() and _trusted(path.parent) and _trusted(path):
+        if path is not None and path.is_file() and _trusted_dir(path.parent) and _trusted(path):
             with path.open("rb") as handle:
                 return Lark.load(handle)
     except Exception:  # noqa: BLE001 - a bad cache must never stop a check
@@ -128,18 +113,23 @@ def lark_parser() -> Lark:
     return parser
 
 
+def _trusted_dir(directory: Path) -> bool:
+    """The cache folder and the folder holding it are ours and closed to others."""
+    return _trusted(directory.parent) and _trusted(directory)
+
+
 def _save(parser: Lark, path: Path) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
+        if path.parent.parent.exists() and not _trusted(path.parent.parent):
+            return  # never create our folder inside one that others may write to
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not _trusted(path.parent):
+        if not _trusted_dir(path.parent):
             return
-        with tmp.open("wb") as handle:
-            parser.save(handle)
-        os.replace(tmp, path)  # atomic: concurrent runs never read half a file
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        # Atomic: concurrent runs never read half a file.
+        with AtomicFile(path, binary=True) as out:
+            parser.save(out.handle)
+    except (OSError, IatError):
+        pass  # the cache is only an optimisation
 
 
 def _describe(terminal: str) -> str:

@@ -11,6 +11,7 @@ start a placeholder.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -98,20 +99,32 @@ def quote(value: str, triple: bool = False) -> str:
     return delim + "".join(out) + delim
 
 
+def _line_starts(raw: str) -> tuple[int, ...]:
+    """Offsets in ``raw`` where a line starts (0 first)."""
+    return (0, *(i + 1 for i, ch in enumerate(raw) if ch == "\n"))
+
+
+#: Line tables of the literals being split; a literal with thousands of brace
+#: errors asks for thousands of sub-spans, which must not each rescan it.
+_LINE_STARTS_CACHE: dict[str, tuple[int, ...]] = {}
+
+
 def sub_span(lit: StringLit, start: int, end: int) -> Span:
     """Span of ``lit.raw[start:end]`` computed from the literal's own span."""
+    starts = _LINE_STARTS_CACHE.get(lit.raw)
+    if starts is None:
+        if len(_LINE_STARTS_CACHE) > 64:
+            _LINE_STARTS_CACHE.clear()
+        starts = _LINE_STARTS_CACHE[lit.raw] = _line_starts(lit.raw)
     base = lit.span
-    line, col = base.line, base.col
-    pos = 0
-    positions: dict[int, tuple[int, int]] = {}
-    for pos in range(end + 1):
-        if pos in (start, end):
-            positions[pos] = (line, col)
-        if pos < len(lit.raw) and lit.raw[pos] == "\n":
-            line, col = line + 1, 1
-        else:
-            col += 1
-    (sl, sc), (el, ec) = positions[start], positions[end]
+
+    def position(pos: int) -> tuple[int, int]:
+        index = bisect.bisect_right(starts, pos) - 1
+        if index == 0:
+            return base.line, base.col + pos
+        return base.line + index, pos - starts[index] + 1
+
+    (sl, sc), (el, ec) = position(start), position(end)
     return Span(base.path, base.start + start, base.start + end, sl, sc, el, ec)
 
 

@@ -9,56 +9,61 @@ rewrites, derived by the compiler.
 Resume: every completed call is in ``RUN_DIR/cache.sqlite``; re-running the same command
 repeats none of them and, because every file is rebuilt from requests and cached replies in
 request order, writes the same ``instructions.jsonl``, ``rejected.jsonl`` and ``failed.jsonl``
-as an uninterrupted run.
+as an uninterrupted run.  One process writes a run directory at a time (``RUN_DIR/lock``).
 """
 
 from __future__ import annotations
 
 import difflib
 import platform
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from ..compile import Compiled
 from ..contract.compiled import Request
-from ..errors import IatRuntimeError
+from ..contract.run import (
+    RUN_FORMAT,
+    EstimateFacts,
+    InvocationFacts,
+    OutputCounts,
+    RoundCounts,
+    RunDir,
+    Selection,
+    Summary,
+    write_rows,
+    write_summary,
+)
+from ..errors import BudgetExceeded, OutputError, UsageError
+from ..lang.lookup import choose_plan
 from ..lang.model import Catalog, PlanSpec
-from . import compiler_api, llm
+from . import compiler_api
 from .cache import CallCache, call_key
 from .engine import Engine, EngineConfig, attempt_seed
 from .estimate import Estimate, estimate_requests
+from .lock import RunLock
 from .outcome import Outcome
-from .outputs import (
-    failed_rows,
-    generated_rows,
-    original_rows,
-    rejected_rows,
-    tally,
-    write_json,
-    write_jsonl,
-)
+from .outputs import failed_rows, generated_rows, original_rows, rejected_rows, tally
 from .progress import Progress
-
-CACHE_FILE = "cache.sqlite"
-
-
-class BudgetExceeded(IatRuntimeError):
-    """The pre-flight cost estimate is above ``--budget``: nothing was sent."""
+from .secrets import redact_url
 
 
 @dataclass(frozen=True, slots=True)
 class AugmentOptions:
-    """Everything ``iatc augment`` can be told besides the sources and the run directory."""
+    """Everything ``iatc augment`` can be told besides the sources and the run directory.
+
+    ``force`` allows writing into a non-empty folder that is not a run directory.
+    """
 
     plan: str | None = None
     engine: EngineConfig = field(default_factory=EngineConfig)
     fresh: bool = False
     tasks: tuple[str, ...] | None = None
     limit: int | None = None
+    force: bool = False
 
 
 @dataclass
@@ -77,34 +82,13 @@ class Prepared:
         return len(self.compiled.requests)
 
 
-@dataclass
+@dataclass(frozen=True)
 class AugmentResult:
-    """The finished run: where it is, what it says, and every outcome."""
+    """The finished run: where it is, what its ``summary.json`` says, every outcome."""
 
     run_dir: Path
-    summary: dict[str, Any]
-    outcomes: list[Outcome]
-
-
-def choose_plan(catalog: Catalog, name: str | None) -> PlanSpec:
-    """The plan to run: the named one, else the only one, else the sampling block's."""
-    if name is not None:
-        if name not in catalog.plans:
-            close = difflib.get_close_matches(name, list(catalog.plans), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            known = ", ".join(catalog.plans) or "none declared"
-            raise IatRuntimeError(f"no plan named {name!r} (known: {known}){hint}")
-        return catalog.plans[name]
-    if len(catalog.plans) == 1:
-        return next(iter(catalog.plans.values()))
-    named = {s.plan for s in catalog.samplings.values() if s.plan}
-    if len(named) == 1:
-        return catalog.plans[named.pop()]
-    if not catalog.plans:
-        raise IatRuntimeError("the sources declare no `plan`: nothing to run")
-    raise IatRuntimeError(
-        "several plans are declared; choose one with --plan (" + ", ".join(catalog.plans) + ")"
-    )
+    summary: Summary
+    outcomes: tuple[Outcome, ...]
 
 
 def prepare(
@@ -124,18 +108,31 @@ def prepare(
             hints = []
             for t in unknown:
                 close = difflib.get_close_matches(t, sorted(present | set(catalog.tasks)), n=1)
-                hints.append(f"{t!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise IatRuntimeError(
-                "--tasks names tasks this plan does not augment: " + ", ".join(hints)
+                hints.append(f"`{t}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
+            raise UsageError(
+                f"--tasks names tasks plan `{plan.name}` does not augment: " + ", ".join(hints)
             )
         wanted = set(options.tasks)
         requests = [r for r in requests if r.task in wanted]
     if options.limit is not None:
         if options.limit < 1:
-            raise IatRuntimeError("--limit must be at least 1")
+            raise UsageError("--limit must be at least 1")
         requests = requests[: options.limit]
     model = options.engine.model or plan.model
     return Prepared(catalog, plan, compiled, requests, model)
+
+
+def check_output_dir(path: Path, *, force: bool = False) -> RunDir:
+    """The run directory at ``path``, refusing a file or a folder of someone else's files."""
+    run = RunDir(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path} is a file; -o needs a folder for the run directory")
+    if path.is_dir() and not force and not run.is_run() and any(path.iterdir()):
+        raise OutputError(
+            f"{path} is a non-empty folder that is not an iatc run directory; choose a new "
+            "folder, or pass --force to write into it anyway"
+        )
+    return run
 
 
 def first_call_key(request: Request, config: EngineConfig) -> str:
@@ -169,43 +166,52 @@ def preflight(prepared: Prepared, options: AugmentOptions, cache: CallCache) -> 
     return est
 
 
-def run_augment(
+async def augment_async(
     catalog: Catalog,
     run_dir: Path,
     options: AugmentOptions,
     progress: Progress | None = None,
     sources: Mapping[str, str] | None = None,
 ) -> AugmentResult:
-    """Compile, pre-flight, run every round, and write the run directory."""
+    """Compile, pre-flight, run every round, and write the run directory (in this loop)."""
     started = time.monotonic()
+    run = check_output_dir(run_dir, force=options.force)
     prepared = prepare(catalog, options, sources)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    prepared.compiled.write(run_dir / "compiled")
     shown = progress or Progress()
-    with CallCache(run_dir / CACHE_FILE, fresh=options.fresh) as cache:
-        estimate = preflight(prepared, options, cache)
-        validators = compiler_api.Validators(prepared.compiled)
-        engine = Engine(
-            options.engine,
-            cache,
-            validators.evaluator(),
-            attempts=prepared.plan.attempts,
-            progress=shown,
-        )
-        try:
-            outcomes = llm.run_async(_rounds(prepared, engine, validators, run_dir))
-        finally:
-            shown.stop()
-        summary = _write_outputs(
-            prepared, options, run_dir, outcomes, engine, estimate, time.monotonic() - started
-        )
-    return AugmentResult(run_dir, summary, outcomes)
+    with RunLock(run.lock):
+        prepared.compiled.write(run.compiled)
+        with CallCache(run.cache, fresh=options.fresh) as cache:
+            if cache.set_aside is not None:
+                print(
+                    f"iatc: warning: {run.cache} was damaged: set aside as "
+                    f"{cache.set_aside.name}; starting a new call cache",
+                    file=sys.stderr,
+                )
+            estimate = preflight(prepared, options, cache)
+            validators = compiler_api.Validators(prepared.compiled)
+            engine = Engine(
+                options.engine,
+                cache,
+                validators.evaluator(),
+                attempts=prepared.plan.attempts,
+                progress=shown,
+            )
+            try:
+                outcomes = await _rounds(prepared, engine, validators, run)
+            finally:
+                shown.stop()
+            summary = _write_outputs(
+                prepared, options, run, outcomes, engine, estimate, time.monotonic() - started
+            )
+    return AugmentResult(run_dir, summary, tuple(outcomes))
 
 
 async def _rounds(
-    prepared: Prepared, engine: Engine, validators: compiler_api.Validators, run_dir: Path
+    prepared: Prepared, engine: Engine, validators: compiler_api.Validators, run: RunDir
 ) -> list[Outcome]:
     """Round 0 is the compiled requests; each further round rephrases the last one's output."""
+    from ..contract.compiled import write_round
+
     everything: list[Outcome] = []
     requests = prepared.requests
     for iteration in range(prepared.plan.iterations + 1):
@@ -214,7 +220,7 @@ async def _rounds(
                 break
             previous = [o for o in everything if o.request.iteration == iteration - 1]
             requests = compiler_api.derive(prepared.compiled, validators, previous, iteration)
-            compiler_api.write_round(run_dir / "compiled", iteration, requests)
+            write_round(run.compiled, iteration, requests)
             if not requests:
                 break
         engine.progress.start(len(requests), f"round {iteration}")
@@ -235,81 +241,78 @@ def _versions() -> dict[str, str]:
 def _write_outputs(
     prepared: Prepared,
     options: AugmentOptions,
-    run_dir: Path,
+    run: RunDir,
     outcomes: Sequence[Outcome],
     engine: Engine,
     estimate: Estimate,
     wall: float,
-) -> dict[str, Any]:
+) -> Summary:
     augmented = {r.task for r in prepared.requests}
     originals = original_rows(prepared.catalog, augmented)
     generated = generated_rows(outcomes, compiler_api.rewrite_id)
-    n_instr = write_jsonl(run_dir / "instructions.jsonl", [*originals, *generated])
-    n_rej = write_jsonl(run_dir / "rejected.jsonl", rejected_rows(outcomes))
-    n_fail = write_jsonl(run_dir / "failed.jsonl", failed_rows(outcomes))
+    n_instr = write_rows(run.instructions, [*originals, *generated])
+    n_rej = write_rows(run.rejected, rejected_rows(outcomes))
+    n_fail = write_rows(run.failed, failed_rows(outcomes))
     totals = tally(outcomes)
     plan = prepared.plan
     modes = ["single"] if len(plan.temperatures) == 1 else ["multi-temperature"]
     if plan.iterations:
         modes.append("iterative")
-    summary: dict[str, Any] = {
-        "plan": plan.name,
-        "model": prepared.model,
-        "api_base": options.engine.api_base,
-        "mode": "+".join(modes),
-        "temperatures": list(plan.temperatures),
-        "attempts_per_request": plan.attempts,
-        "iterations": plan.iterations,
-        "requests_compiled": prepared.compiled_count,
-        "selection": {
-            "tasks": list(options.tasks) if options.tasks else None,
-            "limit": options.limit,
-            "requests": len(prepared.requests),
-        },
-        "totals": totals,
-        "reconciliation": (
-            f"{totals['accepted']} accepted + {totals['rejected']} rejected + "
-            f"{totals['failed']} failed = {totals['requests']} requests"
-            + ("" if totals["reconciled"] else "  (MISMATCH: a bug in iatc)")
+    counters = engine.progress.counters
+    api_base = options.engine.api_base
+    summary = Summary(
+        format=RUN_FORMAT,
+        plan=plan.name,
+        model=prepared.model,
+        api_base=redact_url(api_base) if api_base else None,
+        mode="+".join(modes),
+        temperatures=plan.temperatures,
+        attempts_per_request=plan.attempts,
+        iterations=plan.iterations,
+        requests_compiled=prepared.compiled_count,
+        selection=Selection(options.tasks, options.limit, len(prepared.requests)),
+        totals=totals,
+        reconciliation=(
+            f"{totals.accepted} accepted + {totals.rejected} rejected + "
+            f"{totals.failed} failed = {totals.requests} requests"
+            + ("" if totals.reconciled else "  (MISMATCH: a bug in iatc)")
         ),
-        "rounds": [
+        rounds=tuple(
             _round_counts(outcomes, i)
             for i in range(plan.iterations + 1)
             if any(o.request.iteration == i for o in outcomes)
-        ],
-        "outputs": {
-            "instructions": n_instr,
-            "originals": len(originals),
-            "generated": len(generated),
-            "rejected_rows": n_rej,
-            "failed_rows": n_fail,
-        },
-        "skipped": compiler_api.skipped(prepared.compiled),
-        "run": {
-            # Facts of this invocation (they differ between a resumed and a straight run).
-            "estimate": {
-                "requests": estimate.requests,
-                "prompt_tokens": estimate.prompt_tokens,
-                "completion_tokens": estimate.completion_tokens,
-                "cost_usd": round(estimate.cost_usd, 6),
-            },
-            "wall_time_s": round(wall, 3),
-            "calls_made": engine.progress.counters.calls - engine.progress.counters.cached_calls,
-            "cache_hits": engine.progress.counters.cached_calls,
-            "spent_usd": round(engine.spent_usd, 6),
-            "stopped": engine.stop_reason,
-            "budget_usd": options.engine.budget_usd,
-            "concurrency": options.engine.concurrency,
-            "rate_limit_cuts": engine.limiter.cuts,
-            "fresh": options.fresh,
-        },
-        "versions": _versions(),
-    }
-    write_json(run_dir / "summary.json", summary)
+        ),
+        outputs=OutputCounts(n_instr, len(originals), len(generated), n_rej, n_fail),
+        skipped=compiler_api.skipped(prepared.compiled),
+        run=InvocationFacts(
+            estimate=EstimateFacts(
+                estimate.requests,
+                estimate.prompt_tokens,
+                estimate.completion_tokens,
+                round(estimate.cost_usd, 6),
+            ),
+            wall_time_s=round(wall, 3),
+            calls_made=counters.calls - counters.cached_calls,
+            cache_hits=counters.cached_calls,
+            spent_usd=round(engine.spent_usd, 6),
+            stopped=engine.stop_reason,
+            budget_usd=options.engine.budget_usd,
+            concurrency=options.engine.concurrency,
+            rate_limit_cuts=engine.limiter.cuts,
+            fresh=options.fresh,
+        ),
+        versions=_versions(),
+    )
+    write_summary(run.summary, summary)
     return summary
 
 
-def _round_counts(outcomes: Sequence[Outcome], iteration: int) -> dict[str, Any]:
+def _round_counts(outcomes: Sequence[Outcome], iteration: int) -> RoundCounts:
     mine = [o for o in outcomes if o.request.iteration == iteration]
-    counts = {s: sum(1 for o in mine if o.status == s) for s in ("accepted", "rejected", "failed")}
-    return {"iteration": iteration, "requests": len(mine), **counts}
+    return RoundCounts(
+        iteration,
+        len(mine),
+        sum(1 for o in mine if o.status == "accepted"),
+        sum(1 for o in mine if o.status == "rejected"),
+        sum(1 for o in mine if o.status == "failed"),
+    )

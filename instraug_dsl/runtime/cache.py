@@ -8,17 +8,28 @@ files as an uninterrupted run. Transport failures are never cached: they are ret
 
 WAL with ``synchronous=NORMAL`` survives a killed process (not a power cut), which is the
 failure that matters here, and keeps each commit to a few tens of microseconds.
+
+Trouble with the file is an :class:`~instraug_dsl.errors.IatError` naming it, never a bare
+``sqlite3`` exception: a damaged cache (found by ``PRAGMA quick_check`` when it is opened,
+or by any later read) is a :class:`~instraug_dsl.errors.DataError` that says how to get out
+(``--fresh``, which sets the damaged file aside as ``cache.sqlite.damaged-N`` and starts a
+new one), and a full disk is an :class:`~instraug_dsl.errors.OutputError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
+
+from ..errors import DataError, OutputError
+from ..fsio import describe_os_error
 
 #: Bump when the key recipe or the row layout changes: old caches then simply miss.
 CACHE_VERSION = 1
@@ -79,8 +90,41 @@ def call_key(
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+class _Damaged(Exception):
+    """Internal: the file is not a sound SQLite database (``reason`` says what is wrong)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """True for SQLite's "this file is broken" errors (not for a full disk or a lock)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return True
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name == "SQLITE_FULL" or "disk is full" in str(exc).lower()
+
+
+def damaged_name(path: Path) -> Path:
+    """Where a damaged cache is set aside: ``cache.sqlite.damaged-N``, the first free N."""
+    n = 1
+    while path.with_name(f"{path.name}.damaged-{n}").exists():
+        n += 1
+    return path.with_name(f"{path.name}.damaged-{n}")
+
+
 class CallCache:
     """SQLite-backed store of completed calls; ``fresh=True`` ignores (but keeps updating) it.
+
+    ``fresh=True`` also recovers from a damaged file: it is renamed to
+    ``cache.sqlite.damaged-N`` (:attr:`set_aside`) and a new, empty cache takes its place.
 
     Use from one thread (the engine's event loop). Each `put` is its own committed
     transaction, so a killed run loses at most the calls that were still in flight.
@@ -89,24 +133,101 @@ class CallCache:
     def __init__(self, path: Path, *, fresh: bool = False) -> None:
         self.path = path
         self.fresh = fresh
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self.set_aside: Path | None = None
         self.hits = 0
         self.misses = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {path}: {describe_os_error(exc)}") from None
+        try:
+            self._db = self._open()
+        except _Damaged as exc:
+            if not fresh:
+                raise DataError(
+                    f"{path}: the call cache is damaged ({exc.reason}); run again with --fresh "
+                    f"to set it aside as {damaged_name(path).name} and start a new cache "
+                    "(the calls it held are then made again)"
+                ) from None
+            self.set_aside = self._set_aside()
+            try:
+                self._db = self._open()
+            except _Damaged as again:  # pragma: no cover  (a new file cannot be damaged)
+                raise DataError(f"{path}: cannot start a new call cache ({again.reason})") from None
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, check the file is sound, and make sure the table exists."""
+        db: sqlite3.Connection | None = None
+        try:
+            db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            verdict = db.execute("PRAGMA quick_check(1)").fetchone()
+            if verdict is None or verdict[0] != "ok":
+                text = str(verdict[0]) if verdict else "no answer from the integrity check"
+                lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("***")]
+                raise _Damaged(("; ".join(lines) or "integrity check failed")[:200])
+            db.execute(_SCHEMA)
+            columns = [row[1] for row in db.execute("PRAGMA table_info(calls)")]
+            if columns[:5] != ["key", "request", "attempt", "model", "text"]:
+                raise _Damaged("its `calls` table is not the one iatc writes")
+            return db
+        except _Damaged:
+            if db is not None:
+                db.close()
+            raise
+        except sqlite3.Error as exc:
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            if _is_damage(exc):
+                raise _Damaged(str(exc)) from None
+            self._fail(exc)
+
+    def _set_aside(self) -> Path:
+        """Rename the damaged file (and its WAL) out of the way; returns the new name."""
+        target = damaged_name(self.path)
+        try:
+            self.path.replace(target)
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.exists():
+                wal.replace(target.with_name(target.name + "-wal"))
+            self.path.with_name(self.path.name + "-shm").unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot set the damaged call cache {self.path} aside: {describe_os_error(exc)}"
+            ) from None
+        return target
+
+    def _fail(self, exc: sqlite3.Error) -> NoReturn:
+        """Raise the IatError for a sqlite3 error on this file (always names it)."""
+        if _is_damage(exc):
+            raise DataError(
+                f"{self.path}: the call cache is damaged ({exc}); run again with --fresh to set "
+                f"it aside as {damaged_name(self.path).name} and start a new cache"
+            ) from None
+        if _is_full(exc):
+            raise OutputError(f"cannot write {self.path}: no space left on device") from None
+        raise OutputError(f"cannot use the call cache {self.path}: {exc}") from None
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            self._fail(exc)
 
     def get(self, key: str) -> CachedCall | None:
         """The stored call for ``key``, or None (always None when fresh)."""
         if self.fresh:
             self.misses += 1
             return None
-        row = self._db.execute(
-            "SELECT text, prompt_tokens, completion_tokens, cost_usd, latency_s "
-            "FROM calls WHERE key = ?",
-            (key,),
-        ).fetchone()
+        with self._guard():
+            row = self._db.execute(
+                "SELECT text, prompt_tokens, completion_tokens, cost_usd, latency_s "
+                "FROM calls WHERE key = ?",
+                (key,),
+            ).fetchone()
         if row is None:
             self.misses += 1
             return None
@@ -117,34 +238,42 @@ class CallCache:
         """True if ``key`` is stored and would be used (no hit/miss accounting)."""
         if self.fresh:
             return False
-        return self._db.execute("SELECT 1 FROM calls WHERE key = ?", (key,)).fetchone() is not None
+        with self._guard():
+            found = self._db.execute("SELECT 1 FROM calls WHERE key = ?", (key,)).fetchone()
+        return found is not None
 
     def put(self, key: str, *, request: str, attempt: int, model: str, call: CachedCall) -> None:
         """Store one completed call, committed before returning."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                request,
-                attempt,
-                model,
-                call.text,
-                call.prompt_tokens,
-                call.completion_tokens,
-                call.cost_usd,
-                call.latency_s,
-                time.time(),
-            ),
-        )
+        with self._guard():
+            self._db.execute(
+                "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    request,
+                    attempt,
+                    model,
+                    call.text,
+                    call.prompt_tokens,
+                    call.completion_tokens,
+                    call.cost_usd,
+                    call.latency_s,
+                    time.time(),
+                ),
+            )
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+        with self._guard():
+            return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
     def close(self) -> None:
-        """Checkpoint the WAL into the main file and close."""
-        try:
+        """Checkpoint the WAL into the main file and close.
+
+        Never raises: the checkpoint is a tidy-up (every committed call is already safe in
+        the WAL), and an error here must not hide the one that ended the run.
+        """
+        with contextlib.suppress(sqlite3.Error):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
+        with contextlib.suppress(sqlite3.Error):
             self._db.close()
 
     def __enter__(self) -> CallCache:

@@ -1,20 +1,18 @@
 """The runtime's one view of the compiler (``instraug_dsl.compile``).
 
-Everything the engine needs from compiled artifacts goes through this module, so the runtime
-depends on the compiler's public API in one place.
+Everything the engine needs from a compiled plan goes through this module, so the runtime
+depends on the compiler's API in one place.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
-from ..compile import Compiled, ValidatorSpec, compile_plan, derive_requests, evaluate_reply
+from ..compile import Compiled, compile_plan, derive_requests, evaluate_reply
 from ..compile import rewrite_id as _rewrite_id
 from ..compile.types import Verdict
-from ..contract.compiled import Request
+from ..contract.compiled import Request, ValidatorSpec
+from ..contract.run import Skipped
 from ..lang.model import Catalog
 from .engine import Evaluator
 from .outcome import Outcome
@@ -70,19 +68,6 @@ def derive(
     return list(requests)
 
 
-def write_round(directory: Path, iteration: int, requests: Sequence[Request]) -> None:
-    """Keep a derived round's requests next to the compiled artifacts."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"requests.iter{iteration}.jsonl"
-    with path.open("w", encoding="utf-8", newline="\n") as fh:
-        for r in requests:
-            fh.write(json.dumps(r.to_json(), sort_keys=True, ensure_ascii=False) + "\n")
-
-
-def skipped(compiled: Compiled) -> dict[str, Any]:
+def skipped(compiled: Compiled) -> Skipped:
     """What the compiler left out on purpose, with reasons (from its manifest)."""
-    manifest = compiled.manifest
-    return {
-        "tasks": manifest.get("skipped_tasks", {}),
-        "instructions": manifest.get("skipped_instructions", {}),
-    }
+    return Skipped(compiled.manifest.skipped_tasks, compiled.manifest.skipped_instructions)

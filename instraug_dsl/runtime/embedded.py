@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from instraug_dsl.fsio import scratch_dir
 from instraug_dsl.runtime.llm import BackendError
 from instraug_dsl.runtime.offline import Generation
 
 GGUF_ENV = "IATC_GGUF"
-CACHE_ENV = "IATC_CACHE_DIR"
 THREADS_ENV = "IATC_THREADS"
 N_CTX = 2048
 DEFAULT_MAX_TOKENS = 256
@@ -92,9 +92,8 @@ _slots: dict[Path, _Slot] = {}
 
 
 def cache_dir() -> Path:
-    """Where assembled models are kept (``$IATC_CACHE_DIR`` or the user cache)."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "instraug-dsl" / "models"
+    """Where assembled models are kept (``models`` under iatc's one cache folder)."""
+    return scratch_dir("models")
 
 
 def resolve_model_path(model: str) -> Path:

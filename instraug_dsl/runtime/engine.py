@@ -20,6 +20,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..compile import GENERIC_REASK
 from ..compile.types import Verdict
 from ..contract.compiled import Request
 from ..errors import ProviderError
@@ -31,11 +32,6 @@ from .progress import Progress
 
 #: Validates one reply of one request (the compiler's ``evaluate_reply`` with its validator).
 Evaluator = Callable[[Request, str], tuple[Verdict, ...]]
-
-_GENERIC_REASK = (
-    "Your answer could not be used ({reasons}). Answer again, following the instructions "
-    "exactly: only the JSON list, every token kept exactly as written."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +87,7 @@ def reask_messages(
     text = next((v.reask for v in rejected if v.reask), None)
     if text is None:
         reasons = "; ".join(r.detail or r.code for v in rejected for r in v.reasons) or "no rewrite"
-        text = _GENERIC_REASK.replace("{reasons}", reasons)
+        text = GENERIC_REASK.replace("{reasons}", reasons)
     base = tuple({"role": m.role, "content": m.content} for m in request.messages)
     return (
         *base,
@@ -126,6 +122,7 @@ class Engine:
     stop_reason: str | None = None
     fatal: llm.BackendError | None = None
     _any_success: bool = False
+    _in_process: bool = False
 
     def __post_init__(self) -> None:
         self.limiter = AIMDLimiter(max(1, self.config.concurrency))
@@ -142,7 +139,7 @@ class Engine:
         """
         outcomes: list[Outcome | None] = [None] * len(requests)
         queue: asyncio.Queue[int] = asyncio.Queue()
-        for index in range(len(requests)):
+        for index in self._schedule(requests):
             queue.put_nowait(index)
 
         async def worker() -> None:
@@ -155,12 +152,62 @@ class Engine:
                 outcomes[index] = outcome
                 self.progress.request_done(outcome)
 
-        # Twice the ceiling: workers sleeping in back-off must not starve the window.
-        n_workers = min(len(requests), 2 * self.limiter.ceiling) or 1
-        await asyncio.gather(*(worker() for _ in range(n_workers)))
+        n_workers = min(len(requests), self._workers()) or 1
+        workers = [asyncio.ensure_future(worker()) for _ in range(n_workers)]
+        try:
+            await asyncio.gather(*workers)
+        except Exception:
+            # A worker failed for good (the cache cannot be written): the others take no
+            # new call and finish the one in flight, so none runs on after the caller
+            # closes the cache; then the error goes up.
+            self.stop_reason = self.stop_reason or "error"
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        except BaseException:  # cancelled (Ctrl-C): stop everything now
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
         if self.fatal is not None and not self._any_success:
             raise ProviderError(self.fatal.message)
         return [o for o in outcomes if o is not None]
+
+    def _local(self, requests: Sequence[Request]) -> bool:
+        return bool(requests) and all(
+            self.model_for(r).split("/", 1)[0] == "embedded" for r in requests
+        )
+
+    def _workers(self) -> int:
+        if self._in_process:
+            # llama.cpp computes one sequence at a time and keeps the last prompt's KV cache:
+            # exactly `concurrency` workers, so a re-ask is sent right after its own attempt
+            # (and reuses that attempt's prompt prefix) instead of queueing behind another
+            # request's call.
+            return self.limiter.ceiling
+        # Twice the ceiling: workers sleeping in back-off must not starve the window.
+        return 2 * self.limiter.ceiling
+
+    def _schedule(self, requests: Sequence[Request]) -> list[int]:
+        """The order calls are made in (outcomes keep the order of ``requests``).
+
+        For an in-process model, requests that share a meta-prompt run back to back, so
+        consecutive prompts share everything up to the instruction and llama.cpp evaluates
+        only the new tail; elsewhere, request order.
+        """
+        self._in_process = self._local(requests)
+        order = list(range(len(requests)))
+        if self._in_process:
+            order.sort(
+                key=lambda i: (
+                    requests[i].iteration,
+                    requests[i].metaprompt,
+                    requests[i].temperature,
+                    requests[i].task,
+                    requests[i].instruction,
+                    requests[i].sample,
+                )
+            )
+        return order
 
     async def _request(self, request: Request) -> Outcome:
         model = self.model_for(request)
@@ -275,6 +322,8 @@ class Engine:
                     result.prompt_tokens, result.completion_tokens, result.cost_usd, False
                 )
                 return stored, False, tries
+            if error.kind == "oversize":  # paid, and asking again would likely pay again
+                raise _CallFailed(error, tries)
             if error.kind == "fatal":
                 if not self._any_success:  # nothing has worked: the setup is wrong, stop all
                     self.fatal = self.fatal or error
@@ -302,6 +351,6 @@ async def complete_with_retries(call: llm.LLMCall, config: EngineConfig) -> llm.
         try:
             return await llm.acomplete(call)
         except llm.BackendError as exc:
-            if exc.kind == "fatal" or tries > config.max_retries:
+            if exc.kind in ("fatal", "oversize") or tries > config.max_retries:
                 raise ProviderError(exc.message) from None
             await asyncio.sleep(backoff_delay(tries, exc, config))

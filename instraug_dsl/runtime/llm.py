@@ -10,6 +10,7 @@ by `BackendError.kind`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -18,16 +19,16 @@ import socket
 import sys
 import threading
 import time
+import typing
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from ..lang.model import DEFAULT_MODEL  # the one default model, declared with the plans
+
 T = TypeVar("T")
 
-Kind = Literal["rate_limit", "transient", "timeout", "fatal"]
-
-DEFAULT_MODEL = "embedded/default"
-"""The tool's default model: ``$IATC_GGUF`` if set, else the bundled Qwen2.5-Coder-0.5B."""
+Kind = Literal["rate_limit", "transient", "timeout", "fatal", "oversize"]
 
 LOCAL_PROVIDERS = ("offline", "embedded")
 """Providers implemented in this package (no network, no cost)."""
@@ -72,8 +73,10 @@ class BackendError(Exception):
     """A failed call, classified for the engine's retry policy.
 
     ``kind`` is ``rate_limit`` (back off, honour ``retry_after`` seconds when known),
-    ``transient`` (retry), ``timeout`` (retry, maybe with a longer deadline) or ``fatal``
-    (do not retry: configuration or request error). ``message`` is fit to show to a user.
+    ``transient`` (retry), ``timeout`` (retry, maybe with a longer deadline), ``fatal``
+    (do not retry: configuration or request error) or ``oversize`` (the reply was larger
+    than ``max_tokens`` allows, see :mod:`.replycap`: that call fails, the run goes on).
+    ``message`` is fit to show to a user.
     """
 
     def __init__(self, kind: Kind, message: str, retry_after: float | None = None) -> None:
@@ -204,8 +207,13 @@ async def ashutdown() -> None:
 
     litellm starts a worker task on the running loop at the first call; if
     the loop closes with it pending, Python reports a never-awaited
-    coroutine at exit.  Call this last inside every ``asyncio.run``.
+    coroutine at exit.  Call this last inside every ``asyncio.run``.  The loop's bounded
+    HTTP clients (:mod:`.replycap`) are closed too.
     """
+    if "instraug_dsl.runtime.replycap" in sys.modules:
+        from .replycap import aclose_clients
+
+        await aclose_clients()
     if "litellm" not in sys.modules:
         return
     from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
@@ -214,7 +222,14 @@ async def ashutdown() -> None:
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` that also shuts litellm's logging worker down cleanly."""
+    """Run ``coro`` to completion from synchronous code, wherever that code is called.
+
+    Without a running event loop this is ``asyncio.run`` plus a clean shutdown of
+    litellm's logging worker.  Inside a running loop (a Jupyter cell, an async web
+    service), where ``asyncio.run`` refuses to start, the coroutine runs on its own loop
+    in a worker thread and this call blocks until it is done; its result or exception is
+    passed through unchanged.
+    """
 
     async def main() -> T:
         try:
@@ -222,7 +237,29 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         finally:
             await ashutdown()
 
-    return asyncio.run(main())
+    try:
+        asyncio.get_running_loop()
+        inside_a_loop = True
+    except RuntimeError:
+        inside_a_loop = False
+    if not inside_a_loop:
+        # Outside the except block: an exception raised in the run must not carry the
+        # "no running event loop" error as its context (error classification reads it).
+        return asyncio.run(main())
+    box: dict[str, Any] = {}
+
+    def worker() -> None:
+        try:
+            box["result"] = asyncio.run(main())
+        except BaseException as exc:  # handed to the caller's thread below
+            box["error"] = exc
+
+    thread = threading.Thread(target=worker, name="iatc-run", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return typing.cast(T, box["result"])
 
 
 async def aprepare(model: str) -> None:
@@ -240,15 +277,39 @@ async def acomplete(call: LLMCall) -> LLMResult:
     """Run one chat completion (one attempt, no retries).
 
     Raises `BackendError` for every failure; no litellm, httpx or provider exception escapes.
+    Its message never carries a credential: the key, user-info and query tokens of the
+    server address, credentials from the environment, and secret-looking strings a server
+    echoes back are masked.  A reply that repeats one of those known credentials has it
+    masked too, so it is never stored or written.  A reply larger than `reply_limit`
+    allows fails with kind ``oversize``.
     """
+    from .secrets import call_secrets, mask_known, redact
+
+    try:
+        result = await _acomplete(call)
+    except BackendError as exc:
+        # URLs in the message lose their user-info and query values; the keys go too.
+        clean = redact(exc.message, call_secrets(call.api_key, call.api_base))
+        raise BackendError(exc.kind, clean, exc.retry_after) from None
+    text = mask_known(result.text, call_secrets(call.api_key, call.api_base))
+    if text != result.text:
+        result = dataclasses.replace(result, text=text)
+    return result
+
+
+async def _acomplete(call: LLMCall) -> LLMResult:
+    from . import replycap
+
     try:
         litellm = _litellm()
         ensure_providers_registered()
         kwargs = _request(litellm, call)
         start = time.monotonic()  # after the one-off import: latency is the call's own
         # litellm does not enforce `timeout` for custom providers, and a wedged connection
-        # must not hang the engine either: the deadline is ours.
-        response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=call.timeout)
+        # must not hang the engine either: the deadline is ours.  The reply bound is set
+        # before wait_for makes its task, which copies it.
+        with replycap.bounded(replycap.reply_limit(call.max_tokens)):
+            response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=call.timeout)
         return _result(response, call, time.monotonic() - start)
     except BackendError:
         raise
@@ -288,16 +349,22 @@ def _request(litellm: Any, call: LLMCall) -> dict[str, Any]:
         kwargs["output_cost_per_token"] = 0.0
     if call.api_key:
         kwargs["api_key"] = call.api_key
-        return kwargs
-    missing = _missing_keys(litellm, call.model)
-    if missing and call.api_base and provider == "openai":
-        kwargs["api_key"] = _PLACEHOLDER_KEY
-    elif missing:
-        raise BackendError(
-            "fatal",
-            f"missing API key for {call.model}: set the environment variable "
-            + " and ".join(missing),
-        )
+    else:
+        missing = _missing_keys(litellm, call.model)
+        if missing and call.api_base and provider == "openai":
+            kwargs["api_key"] = _PLACEHOLDER_KEY
+        elif missing:
+            raise BackendError(
+                "fatal",
+                f"missing API key for {call.model}: set the environment variable "
+                + " and ".join(missing),
+            )
+    if provider == "openai":
+        from .replycap import openai_client
+
+        # litellm's documented `client=`: an AsyncOpenAI whose HTTP client stops reading a
+        # reply past the bound (OpenAI and every OpenAI-compatible server).
+        kwargs["client"] = openai_client(call.api_base, kwargs.get("api_key"), call.timeout)
     return kwargs
 
 
@@ -353,6 +420,15 @@ def _result(response: Any, call: LLMCall, latency: float) -> LLMResult:
     text = getattr(message, "content", None)
     if not isinstance(text, str):
         raise BackendError("transient", f"{call.model}: reply had no message content")
+    from .replycap import reply_limit
+
+    limit = reply_limit(call.max_tokens)
+    if len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise BackendError(
+            "oversize",
+            f"{call.model}: reply of {len(text.encode('utf-8', 'surrogatepass'))} bytes is over "
+            f"the limit of {limit} bytes for max_tokens {call.max_tokens}; not kept",
+        )
     usage = getattr(response, "usage", None)
     prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -401,10 +477,18 @@ def _classify(exc: Exception, call: LLMCall) -> BackendError:
     import httpx
     import openai
 
+    from .replycap import ReplyTooLarge
+
     where = call.api_base or "the provider"
     for inner in _chain(exc):
         if isinstance(inner, BackendError):  # raised by our own providers, wrapped by litellm
             return inner
+        if isinstance(inner, ReplyTooLarge):
+            return BackendError(
+                "oversize",
+                f"{call.model}: {inner} for max_tokens {call.max_tokens} from {where}; "
+                "stopped reading, not kept",
+            )
     chain = list(_chain(exc))
     if any(
         isinstance(e, httpx.ConnectError | ConnectionRefusedError | socket.gaierror) for e in chain

@@ -106,7 +106,6 @@ _IMPERATIVES = frozenset(
 )
 _PIECE = re.compile(r"[A-Za-z]+|[^A-Za-z]+")
 _BOUNDARY = frozenset(" \t\n\r.,;:!?")
-_INSTRUCTION = re.compile(r"<instruction>(.*?)</instruction>", re.DOTALL)
 # Shapes the chaos variant recognises as placeholder tokens; only chaos needs to find them.
 _TOKEN = re.compile(r"⟦[^⟧\s]*⟧|\{[^{}\s]+\}|<<[^<>\s]+>>|\[\[[^\[\]\s]+\]\]")
 
@@ -190,8 +189,11 @@ def extract_instruction(messages: Sequence[Mapping[str, Any]]) -> str:
     """
     users = [m for m in messages if m.get("role") == "user"]
     text = _content(users[-1]) if users else ""
-    found = _INSTRUCTION.findall(text)
-    return str(found[-1]).strip() if found else text.strip()
+    # After the LAST opening tag: a prompt may mention "<instruction> tags" in its prose.
+    head, tag, tail = text.rpartition("<instruction>")
+    if tag and "</instruction>" in tail:
+        return tail.partition("</instruction>")[0].strip()
+    return text.strip()
 
 
 def rewrite(instruction: str, seed: int) -> str:

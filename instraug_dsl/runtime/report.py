@@ -4,66 +4,60 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 from ..contract.compiled import Request
+from ..contract.run import Summary
 from .estimate import Estimate
 
 
-def summary_table(summary: dict[str, Any], stream: TextIO) -> None:
+def summary_table(summary: Summary, stream: TextIO) -> None:
     """Print one row per task (requests, accepted, rejected, failed, rewrites) and totals."""
     from rich.console import Console
     from rich.table import Table
 
-    totals = summary["totals"]
+    totals = summary.totals
     table = Table(
-        title=f"iatc augment: plan {summary['plan']} on {summary['model']}", title_justify="left"
+        title=f"iatc augment: plan {summary.plan} on {summary.model}", title_justify="left"
     )
-    for column in (
-        "task",
-        "requests",
-        "accepted",
-        "rejected",
-        "failed",
-        "rewrites",
-        "top rejection",
-    ):
-        table.add_column(column, justify="left" if column in ("task", "top rejection") else "right")
-    for task, row in totals["per_task"].items():
-        reasons = row["reasons"]
+    for column in ("task", "requests", "accepted", "rejected", "failed", "rewrites"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    table.add_column("top rejection", justify="left")
+    for task, row in totals.per_task.items():
+        reasons = row.reasons
         top = max(reasons.items(), key=lambda kv: (kv[1], kv[0]))[0] if reasons else ""
         table.add_row(
             task,
-            str(row["requests"]),
-            str(row["accepted"]),
-            str(row["rejected"]),
-            str(row["failed"]),
-            str(row["generated"]),
+            str(row.requests),
+            str(row.accepted),
+            str(row.rejected),
+            str(row.failed),
+            str(row.generated),
             top,
         )
     table.add_row(
         "[bold]total",
-        str(totals["requests"]),
-        str(totals["accepted"]),
-        str(totals["rejected"]),
-        str(totals["failed"]),
-        str(totals["generated"]),
+        str(totals.requests),
+        str(totals.accepted),
+        str(totals.rejected),
+        str(totals.failed),
+        str(totals.generated),
         "",
     )
     console = Console(file=stream, width=max(100, Console(file=stream).width))
     console.print(table)
-    run = summary["run"]
+    run = summary.run
     console.print(
-        f"{summary['reconciliation']}; tokens {totals['prompt_tokens']} prompt + "
-        f"{totals['completion_tokens']} completion; cost ${totals['cost_usd']:.4f} "
-        f"(spent now ${run['spent_usd']:.4f}); {run['calls_made']} calls made, "
-        f"{run['cache_hits']} from cache; {run['wall_time_s']:.1f} s",
+        f"{summary.reconciliation}; tokens {totals.prompt_tokens} prompt + "
+        f"{totals.completion_tokens} completion; cost ${totals.cost_usd:.4f} "
+        f"(spent now ${run.spent_usd:.4f}); {run.calls_made} calls made, "
+        f"{run.cache_hits} from cache; {run.wall_time_s:.1f} s",
         highlight=False,
         markup=False,
     )
-    if run["stopped"] == "budget":
+    if run.stopped == "budget" and run.budget_usd is not None:
         console.print(
-            f"stopped at the budget of ${run['budget_usd']:g}: re-run with a higher "
+            f"stopped at the budget of ${run.budget_usd:g}: run again with a higher "
             "--budget to finish (completed calls are cached)",
             markup=False,
         )
