@@ -16,6 +16,7 @@ can cause is an :class:`IatError`.  See ARCHITECTURE.md for the code map.
 
 from __future__ import annotations
 
+from ._version import __version__ as __version__
 from .api import Backend as Backend
 from .api import CheckResult as CheckResult
 from .api import CompileResult as CompileResult
@@ -53,7 +54,6 @@ from .lang.diagnostics import render as render_diagnostic
 from .lang.model import Catalog as Catalog
 from .lang.parser import parse as parse
 
-__version__ = "0.2.0"
 
 __all__ = [
     "CODES",

@@ -77,7 +77,7 @@ def warn(message: str) -> None:
 
 def _show_version(value: bool) -> None:
     if value:
-        from .. import __version__
+        from .._version import __version__
 
         typer.echo(f"iatc {__version__}")
         raise typer.Exit()

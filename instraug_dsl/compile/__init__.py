@@ -26,7 +26,8 @@ from ..contract.compiled import Message, Request, TokenRule, ValidatorSpec
 from ..errors import IatCompileError
 from ..lang import ir
 from .bootstrap import BootstrapRequest, bootstrap_request, strategies_from_reply, strategies_source
-from .build import Compiled, PlanContext, compile_plan, derive_requests, plan_context, rewrite_id
+from .build import Compiled, compile_plan, derive_requests, plan_context, rewrite_id
+from .context import PlanContext
 from .reply import parse_reply
 from .tokens import FAMILIES, PREFERENCE, Masked, TokenFamily, template_pieces
 from .tokens import mask as _mask_pieces

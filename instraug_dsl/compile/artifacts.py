@@ -30,7 +30,7 @@ from ..lang.source import Span
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from .build import PlanContext
+    from .context import PlanContext
 
 
 def source_root(sources: Mapping[str, str]) -> str | None:

@@ -31,8 +31,9 @@ from ..contract.compiled import (
 from ..errors import IatCompileError
 from ..lang import ir
 from ..lang.diagnostics import did_you_mean
-from ..lang.model import Catalog, InstructionSpec, MetaPromptSpec, PlanSpec, TaskSpec, pieces_text
+from ..lang.model import Catalog, InstructionSpec, PlanSpec, TaskSpec, pieces_text
 from .artifacts import build_manifest, snapshot
+from .context import PlanContext
 from .prompt import machinery_lines, render_example, render_messages
 from .tokens import FAMILIES, PREFERENCE, Masked, choose_family, mask, template_pieces
 from .validate import build_validator
@@ -46,19 +47,6 @@ SKIP_PURE = "pure_placeholders"
 
 def _sha(data: object) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class PlanContext:
-    """What deriving requests needs: the catalog, the plan and the token preference."""
-
-    catalog: Catalog
-    plan: PlanSpec
-    preference: tuple[str, ...] = PREFERENCE
-
-    def expansions(self) -> list[tuple[MetaPromptSpec, int]]:
-        """(meta-prompt expansion, samples) in plan order."""
-        return [(mp, n) for name, n in self.plan.uses for mp in self.catalog.metaprompts[name]]
 
 
 @dataclass

@@ -229,7 +229,7 @@ async def _rounds(
 
 
 def _versions() -> dict[str, str]:
-    from .. import __version__
+    from .._version import __version__
 
     try:
         litellm_version = metadata.version("litellm")
