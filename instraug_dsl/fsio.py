@@ -29,6 +29,24 @@ from .errors import DataError, OutputError
 Json = Any
 
 
+def json_kind(value: object) -> str:
+    """The JSON name of a value's type (``null``, ``boolean``, ``number``, ``string``,
+    ``list``, ``object``), for error messages about data."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
 def describe_os_error(exc: OSError) -> str:
     """A short, user-facing reason for an OS error (``no space left on device``)."""
     if exc.errno == errno.ENOSPC:

@@ -290,7 +290,7 @@ def test_malformed_instruction_rows_name_file_line_and_field(run_small_copy: Pat
     lines[3] = json.dumps(bad)
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(
-        ContractError, match=r"instructions\.jsonl:4: template: expected a string, got a list"
+        ContractError, match=r"instructions\.jsonl:4: template: expected a string, got list"
     ):
         load_run(run_small_copy)
     path.write_text("{not json\n")

@@ -3,7 +3,7 @@
 Every file of a run directory is a frozen dataclass (or a list of them); this module is
 the one place that turns them into JSON values and back.  Decoding checks every value
 against the annotation and reports the file, the field path and what was wrong
-(``summary.json: totals.accepted: expected an integer, got a string``), so a damaged or
+(``summary.json: totals.accepted: expected an integer, got string``), so a damaged or
 hand-edited file is a clear :class:`~instraug_dsl.errors.DataError`, never a
 ``KeyError`` three stages later.
 
@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..errors import DataError
+from ..fsio import json_kind
 
 T = TypeVar("T")
 
@@ -63,24 +64,6 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 def _fail(where: str, path: str, message: str) -> ContractError:
     return ContractError(f"{where}: {path + ': ' if path else ''}{message}")
 
@@ -90,7 +73,7 @@ def _decode(tp: Any, data: Any, where: str, path: str) -> Any:
         return data
     if tp is type(None) or tp is None:
         if data is not None:
-            raise _fail(where, path, f"expected null, got {_kind(data)}")
+            raise _fail(where, path, f"expected null, got {json_kind(data)}")
         return None
     origin = typing.get_origin(tp)
     if origin is typing.Union or origin is types.UnionType:
@@ -103,27 +86,27 @@ def _decode(tp: Any, data: Any, where: str, path: str) -> Any:
         return data
     if tp is bool:
         if not isinstance(data, bool):
-            raise _fail(where, path, f"expected a boolean, got {_kind(data)}")
+            raise _fail(where, path, f"expected a boolean, got {json_kind(data)}")
         return data
     if tp is int:
         if isinstance(data, bool) or not isinstance(data, int):
-            raise _fail(where, path, f"expected an integer, got {_kind(data)}")
+            raise _fail(where, path, f"expected an integer, got {json_kind(data)}")
         return data
     if tp is float:
         if isinstance(data, bool) or not isinstance(data, int | float):
-            raise _fail(where, path, f"expected a number, got {_kind(data)}")
+            raise _fail(where, path, f"expected a number, got {json_kind(data)}")
         if not math.isfinite(data):
             raise _fail(where, path, "expected a finite number")
         return float(data)
     if tp is str:
         if not isinstance(data, str):
-            raise _fail(where, path, f"expected a string, got {_kind(data)}")
+            raise _fail(where, path, f"expected a string, got {json_kind(data)}")
         return data
     if origin in (tuple, list, Sequence) or tp in (tuple, list):
         return _sequence(tp, origin, data, where, path)
     if origin in (dict, Mapping) or tp is dict:
         if not isinstance(data, dict):
-            raise _fail(where, path, f"expected an object, got {_kind(data)}")
+            raise _fail(where, path, f"expected an object, got {json_kind(data)}")
         args = typing.get_args(tp)
         value_type = args[1] if len(args) == 2 else Any
         return {
@@ -137,7 +120,7 @@ def _decode(tp: Any, data: Any, where: str, path: str) -> Any:
 
 def _sequence(tp: Any, origin: Any, data: Any, where: str, path: str) -> Any:
     if not isinstance(data, list):
-        raise _fail(where, path, f"expected a list, got {_kind(data)}")
+        raise _fail(where, path, f"expected a list, got {json_kind(data)}")
     args = typing.get_args(tp)
     if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
         if len(data) != len(args):
@@ -177,7 +160,7 @@ def _union(options: tuple[Any, ...], data: Any, where: str, path: str) -> Any:
             errors.append(exc)
     if len(errors) == 1:
         raise errors[0]
-    raise _fail(where, path, f"unexpected {_kind(data)}")
+    raise _fail(where, path, f"unexpected {json_kind(data)}")
 
 
 def _dataclass(cls: type, data: Any, where: str, path: str) -> Any:
@@ -189,7 +172,7 @@ def _dataclass(cls: type, data: Any, where: str, path: str) -> Any:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise _fail(where, path, f"not a valid {cls.__name__} ({detail})") from None
     if not isinstance(data, dict):
-        raise _fail(where, path, f"expected an object, got {_kind(data)}")
+        raise _fail(where, path, f"expected an object, got {json_kind(data)}")
     hints = _hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ..errors import DataError, IatCompileError
+from ..fsio import json_kind
 from ..lang import ir
 from ..lang.model import PathKey
 from ..lang.source import Span
 from ..lang.strings import split_template
-from .records import MISSING, ShapeError, kind, lookup
+from .records import MISSING, ShapeError, lookup
 
 _ACCESS: Final = re.compile(
     r"\{([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*|\[-?[0-9]+\])*)\}\Z"
@@ -89,7 +90,7 @@ class EachFormat:
                 yield MISSING, value, field
         else:
             raise RenderError(
-                field, f"expected a list or an object to format with `each`, got {kind(value)}"
+                field, f"expected a list or an object to format with `each`, got {json_kind(value)}"
             )
 
     def format(self, key: object, elem: object, label: str) -> str:
@@ -109,7 +110,7 @@ class EachFormat:
                 found = elem.get(part.head, MISSING)
             else:
                 raise RenderError(
-                    where, f"expected an object with field `{part.head}`, got {kind(elem)}"
+                    where, f"expected an object with field `{part.head}`, got {json_kind(elem)}"
                 )
             if part.steps and found is not MISSING:
                 try:
@@ -123,7 +124,7 @@ class EachFormat:
             elif isinstance(found, int | float) and not isinstance(found, bool):
                 out.append(str(found))
             else:
-                raise RenderError(where, f"expected text or a number, got {kind(found)}")
+                raise RenderError(where, f"expected text or a number, got {json_kind(found)}")
         return "".join(out)
 
 

@@ -38,9 +38,9 @@ from ..contract.dataset import (
 )
 from ..contract.run import write_rows
 from ..errors import OutputError, RecordError, UsageError
-from ..fsio import describe_os_error, file_format, sha256_file, write_text
+from ..fsio import describe_os_error, file_format, json_kind, sha256_file, write_text
 from .filters import Candidate, TaskPool, run_pools
-from .records import LineError, ShapeError, TaskIndex, iter_records, kind, record_id
+from .records import LineError, ShapeError, TaskIndex, iter_records, record_id
 from .render import RenderError, TaskRenderer, render_target
 from .run import Run
 from .sampling import MODES, Sampler
@@ -136,7 +136,7 @@ def _task_name_key(name: object) -> str:
     """How an unmatched record's ``task_name`` is counted in the manifest (bounded)."""
     if isinstance(name, str):
         return name if len(name) <= 200 else name[:200] + "..."
-    return "None" if name is None else f"<{kind(name)}>"
+    return "None" if name is None else f"<{json_kind(name)}>"
 
 
 def _uid(record: dict[str, Any]) -> str | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from ..fsio import json_kind
 from ..lang.model import PathKey, TaskSpec
 
 
@@ -71,23 +72,6 @@ def dotted(path: Sequence[PathKey]) -> str:
     return out
 
 
-def kind(value: object) -> str:
-    """A JSON-ish name for a value's type, used in error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def lookup(record: object, path: Sequence[PathKey]) -> Any:
     """Follow ``path`` into ``record``; :data:`MISSING` when a key or index is absent.
 
@@ -105,7 +89,7 @@ def lookup(record: object, path: Sequence[PathKey]) -> Any:
             if not isinstance(value, list):
                 raise ShapeError(
                     dotted(path[:depth]),
-                    f"expected a list to index with [{key}], got {kind(value)}",
+                    f"expected a list to index with [{key}], got {json_kind(value)}",
                 )
             if -len(value) <= key < len(value):
                 value = value[key]
@@ -115,7 +99,7 @@ def lookup(record: object, path: Sequence[PathKey]) -> Any:
             if not isinstance(value, dict):
                 raise ShapeError(
                     dotted(path[:depth]) or "<record>",
-                    f"expected an object with field `{key}`, got {kind(value)}",
+                    f"expected an object with field `{key}`, got {json_kind(value)}",
                 )
             value = value.get(key, MISSING)
             if value is MISSING:
@@ -263,7 +247,7 @@ def iter_records(
                 yield number, LineError(number, f"not valid JSON: {_short(exc)}")
                 continue
             if not isinstance(value, dict):
-                yield number, LineError(number, f"expected a JSON object, got {kind(value)}")
+                yield number, LineError(number, f"expected a JSON object, got {json_kind(value)}")
                 continue
             where = _lone_surrogate(value) if risky else None
             if where is not None:

@@ -14,9 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ..fsio import json_kind
 from ..lang.model import PathKey, SlotSpec
 from .eachfmt import EachFormat, RenderError, compile_each
-from .records import MISSING, ShapeError, dotted, is_empty, kind, lookup
+from .records import MISSING, ShapeError, dotted, is_empty, lookup
 
 _NUM: Final = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _BBOX: Final = re.compile(rf"\s*{_NUM}\s+{_NUM}\s+{_NUM}\s+{_NUM}\s*\Z")
@@ -31,7 +32,7 @@ def text_value(value: object, field: str) -> str:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    raise RenderError(field, f"expected text, got {kind(value)}")
+    raise RenderError(field, f"expected text, got {json_kind(value)}")
 
 
 def bbox_value(value: object, field: str) -> str:
@@ -46,7 +47,7 @@ def bbox_value(value: object, field: str) -> str:
         and all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
     ):
         return " ".join(str(x) for x in value)
-    raise RenderError(field, f"expected a bounding box (4 numbers), got {kind(value)}")
+    raise RenderError(field, f"expected a bounding box (4 numbers), got {json_kind(value)}")
 
 
 def shuffled(values: list[Any], rng: random.Random) -> list[Any]:
@@ -116,7 +117,7 @@ class SlotRenderer:
             each = self._each
             return [each.format(k, e, label) for k, e, label in each.elements(value, self.field)]
         if not isinstance(value, list):
-            raise RenderError(self.field, f"expected a list, got {kind(value)}")
+            raise RenderError(self.field, f"expected a list, got {json_kind(value)}")
         element = self._element
         return [element(e, f"{self.field}[{i}]") for i, e in enumerate(value)]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import DataError
+from ..fsio import json_kind
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # The grammar's NAME: MultiInstruct task names contain hyphens (open-domain_VQA).
@@ -90,7 +91,7 @@ def parse_template(template: str) -> tuple[Part, ...]:
 
 def _record(obj: object, line: int) -> Record:
     if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+        raise ValueError(f"expected a JSON object, got {json_kind(obj)}")
     for key in ("task", "template"):
         if key not in obj:
             raise ValueError(f"record has no `{key}` field")
