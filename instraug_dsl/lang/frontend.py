@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,13 +64,19 @@ def _finish(loaded: LoadResult) -> CheckResult:
     )
 
 
-def check(paths: Sequence[str | Path], allow_imports: Sequence[str | Path] = ()) -> CheckResult:
+def check(
+    paths: Sequence[str | Path],
+    allow_imports: Sequence[str | Path] = (),
+    overlay: Mapping[Path, str] | None = None,
+) -> CheckResult:
     """Load files/directories (following imports) and run every check pass.
 
     Imports may point inside the folders of ``paths``, the shipped template
     library, and the folders in ``allow_imports`` (see :mod:`.loader`).
+    ``overlay`` gives text that wins over the file of that resolved path
+    (the language server's open documents).
     """
-    return _finish(load(paths, allow_imports))
+    return _finish(load(paths, allow_imports, overlay))
 
 
 def check_text(text: str, path: str = "<string>") -> CheckResult:

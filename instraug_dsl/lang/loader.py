@@ -26,7 +26,7 @@ chain of thousands of files needs no recursion.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,9 +193,12 @@ class _Frame:
 
 
 class _Loader:
-    def __init__(self, roots: tuple[Path, ...], result: LoadResult) -> None:
+    def __init__(
+        self, roots: tuple[Path, ...], result: LoadResult, overlay: Mapping[Path, str]
+    ) -> None:
         self.roots = roots
         self.result = result
+        self.overlay = overlay
         self.modules: list[ir.Module] = []
         self.done: dict[Path, str] = {}  # real path -> display path
         self.stack: list[_Frame] = []
@@ -208,7 +211,8 @@ class _Loader:
         """Read and parse one file; push it so its imports are followed next."""
         display = _display(path)
         self.done[real] = display
-        text, problem = read_source(real)
+        overlaid = self.overlay.get(real)
+        text, problem = (overlaid, None) if overlaid is not None else read_source(real)
         if text is None:
             source = SourceFile(display, "")  # nothing of the file is kept, nothing quoted
             self.result.sources[display] = source
@@ -355,17 +359,23 @@ def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
-def load(paths: Sequence[str | Path], allow_imports: Sequence[str | Path] = ()) -> LoadResult:
+def load(
+    paths: Sequence[str | Path],
+    allow_imports: Sequence[str | Path] = (),
+    overlay: Mapping[Path, str] | None = None,
+) -> LoadResult:
     """Parse the given files/directories and everything they import.
 
     ``allow_imports`` names further folders imports may point into (see the
-    module docstring for the rule).
+    module docstring for the rule).  ``overlay`` maps resolved file paths to
+    text read instead of the file (an editor's unsaved buffers, line breaks
+    already ``\\n``); the import rules stay the same.
     """
     result = LoadResult(ir.Program(()))
     entries = _expand(paths)
     result.entry_paths = tuple(_display(p) for p, _ in entries)
     roots = project_roots(paths, allow_imports)
-    loader = _Loader(roots, result)
+    loader = _Loader(roots, result, overlay or {})
     for entry, scanned in entries:
         try:
             real = entry.resolve()

@@ -270,7 +270,9 @@ def collect_comments(source: SourceFile) -> tuple[ir.Comment, ...]:
 
 
 #: A line that starts a top-level declaration: where parsing resumes after an error.
-_RESYNC = re.compile(r"^(?:import|type|task|metaprompt|strategies|bootstrap|plan|sampling)\b", re.M)
+_RESYNC = re.compile(
+    r"^(?:import|type|task|metaprompt|strategies|bootstrap|plan|sampling|judge)\b", re.M
+)
 #: Syntax errors reported per file at most (later ones are usually echoes).
 MAX_SYNTAX_ERRORS = 10
 
@@ -355,3 +357,23 @@ def parse(text: str, path: str = "<string>") -> tuple[ir.Module | None, Diagnost
     diagnostics = Diagnostics()
     module = parse_source(SourceFile(path, text), diagnostics)
     return module, diagnostics
+
+
+def next_words(prefix: str) -> tuple[tuple[str, ...], bool] | None:
+    """What may follow ``prefix`` (editor completion): the keywords, and whether a name may.
+
+    ``None`` when ``prefix`` itself does not parse as the start of a file.
+
+    >>> next_words("plan p ")
+    (('extends',), False)
+    """
+    try:
+        interactive = lark_parser().parse_interactive(prefix)
+        interactive.exhaust_lexer()
+        accepts: set[str] = interactive.accepts()  # type: ignore[no-untyped-call]
+    except UnexpectedInput:
+        return None
+    words = set(_keyword_values(accepts))
+    if "BOOL" in accepts:
+        words.update(("true", "false"))
+    return tuple(sorted(words)), "NAME" in accepts
