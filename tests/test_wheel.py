@@ -42,6 +42,16 @@ def test_wheel_contains_grammar_and_checks_library(tmp_path: Path) -> None:
         assert "instraug_dsl/grammar/iat.lark" in names
         assert "instraug_dsl/templates/common/metaprompts.iat" in names
         assert "instraug_dsl/templates/multiinstruct/plans.iat" in names
+        # Typed (PEP 561), licensed, and versioned from the one version source.
+        assert "instraug_dsl/py.typed" in names
+        from instraug_dsl import __version__
+
+        dist_info = f"instraug_dsl-{__version__}.dist-info"
+        assert wheel.name.startswith(f"instraug_dsl-{__version__}-")
+        assert f"{dist_info}/licenses/LICENSE" in names
+        metadata = zf.read(f"{dist_info}/METADATA").decode("utf-8")
+        assert f"\nVersion: {__version__}\n" in metadata
+        assert "\nLicense: Apache-2.0\n" in metadata
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"

@@ -18,7 +18,7 @@ from .app import app, register_commands
 
 
 def _fast_check(argv: list[str]) -> int | None:
-    """Run the plain form ``check PATH... [--format F]`` without typer's parsing.
+    """Run the plain form ``check PATH... [--format F] [--together]`` without typer's parsing.
 
     Recent typer builds a pydantic TypeAdapter for every parameter of the
     invoked command, which imports pydantic: about 0.1 s, as much as checking
@@ -30,22 +30,25 @@ def _fast_check(argv: list[str]) -> int | None:
         return None
     paths: list[Path] = []
     fmt = "text"
+    together = False
     rest = iter(argv[1:])
     for arg in rest:
         if arg == "--format":
             fmt = next(rest, "")
         elif arg.startswith("--format="):
             fmt = arg.partition("=")[2]
+        elif arg == "--together":
+            together = True
         elif arg.startswith("-"):
             return None
         else:
             paths.append(Path(arg))
-    if not paths or fmt not in ("text", "json"):
-        return None
-    from .lang import check_cmd
+    from .lang import CHECK_FORMATS, check_cmd
 
+    if not paths or fmt not in CHECK_FORMATS:
+        return None
     try:
-        check_cmd(paths, fmt, None)
+        check_cmd(paths, fmt, None, together)
     except typer.Exit as done:
         return int(done.exit_code)
     return exitcodes.OK
