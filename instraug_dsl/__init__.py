@@ -54,7 +54,6 @@ from .lang.diagnostics import render as render_diagnostic
 from .lang.model import Catalog as Catalog
 from .lang.parser import parse as parse
 
-
 __all__ = [
     "CODES",
     "Backend",

@@ -147,7 +147,9 @@ class Backend:
     ``model`` overrides the plan's model; ``concurrency`` defaults to 1 for embedded
     models (llama.cpp generates one sequence at a time) and 16 otherwise; ``budget`` is
     in USD: a run whose estimate is above it does not start, and a run that reaches it
-    stops cleanly.
+    stops cleanly.  ``constrain`` is ``"auto"`` (constrained decoding with the validators'
+    grammar or regex wherever the provider supports it: the embedded models, vLLM and
+    llama.cpp servers) or ``"off"``.
     """
 
     model: str | None = None
@@ -156,6 +158,7 @@ class Backend:
     concurrency: int | None = None
     timeout: float = 120.0
     budget: float | None = None
+    constrain: str = "auto"
 
     def engine(self, plan_model: str) -> EngineConfig:
         """The runtime's engine settings for a plan whose model is ``plan_model``."""
@@ -165,6 +168,8 @@ class Backend:
             raise UsageError("--concurrency must be at least 1")
         if self.timeout <= 0:
             raise UsageError("--timeout must be positive")
+        if self.constrain not in ("auto", "off"):
+            raise UsageError(f"--constrain must be auto or off, not {self.constrain!r}")
         return EngineConfig(
             model=self.model,
             api_base=self.api_base,
@@ -172,6 +177,7 @@ class Backend:
             concurrency=self.concurrency or default_concurrency(self.model or plan_model),
             timeout=self.timeout,
             budget_usd=self.budget,
+            constrain="off" if self.constrain == "off" else "auto",
         )
 
 
@@ -211,13 +217,15 @@ async def augment_async(
     limit: int | None = None,
     force: bool = False,
     progress: bool | TextIO = False,
+    judge: str | None = None,
 ) -> AugmentResult:
     """Augment a plan's instructions with a model into the run directory ``out``.
 
     Resumable: completed calls are cached in ``out/cache.sqlite`` and a second call
     repeats none of them (``fresh=True`` ignores the cache).  ``tasks``/``limit`` narrow
     the run; ``force`` allows a non-empty folder that is not a run directory;
-    ``progress=True`` shows progress on stderr (or pass a stream).
+    ``progress=True`` shows progress on stderr (or pass a stream); ``judge`` names a declared
+    judge to use instead of the plan's (``"none"``: no judge).
     """
     from .runtime.augment import AugmentOptions
     from .runtime.augment import augment_async as _augment
@@ -233,6 +241,7 @@ async def augment_async(
         tasks=tuple(tasks) if tasks else None,
         limit=limit,
         force=force,
+        judge=judge,
     )
     shown = make_progress(
         chosen.model or spec.model,
@@ -253,6 +262,7 @@ def augment(
     limit: int | None = None,
     force: bool = False,
     progress: bool | TextIO = False,
+    judge: str | None = None,
 ) -> AugmentResult:
     """:func:`augment_async` from synchronous code (works inside a running event loop too)."""
     from .runtime.llm import run_async
@@ -268,6 +278,7 @@ def augment(
             limit=limit,
             force=force,
             progress=progress,
+            judge=judge,
         )
     )
 
@@ -338,6 +349,10 @@ def materialize(
     """Filter a run's rewrites, sample one instruction per instance and render MIns+ rows.
 
     Works from the run directory alone (``iat`` overrides its recorded declarations).
+    ``instances`` is JSON Lines (plain, ``.gz``, ``.zst``), Parquet or Arrow (a file or a
+    folder of shards) or a ``Dataset.save_to_disk`` folder; ``options`` chooses the
+    output format (``jsonl``, ``parquet``, ``messages``, ``llava``, ``ofa-tsv``) and the
+    carried columns (docs/dataset.md).
     """
     from .dataset.materialize import materialize as _materialize
     from .dataset.run import load_run

@@ -19,6 +19,13 @@ between ``<instruction>`` tags, else the whole message) and, on a re-ask, the re
 (``None`` on a first attempt), and returns the message content, or a `Fault` to answer
 with that fault.  Replies then depend on the request alone, never on arrival order, so a
 run against the scripted server is deterministic at any concurrency.
+
+``judge=`` answers judge requests (any mode): ``judge(messages)`` returns the log-probabilities
+of the first reply token's alternatives (``{"Yes": -0.2, "No": -1.7}``), or ``None`` for a
+request that is not a judge's.  The reply's content is the most likely of them, and a request
+with ``logprobs: true`` gets them back as OpenAI does (``choices[0].logprobs.content[0]``, its
+``top_logprobs`` cut to the requested ``top_logprobs``); ``logprobs=False`` makes a server that
+ignores the parameter (``"logprobs": null``, as many providers do).
 """
 
 from __future__ import annotations
@@ -70,6 +77,8 @@ class Fault:
 
 #: ``reply(instruction, reask)`` of ``mode="scripted"``: the message content or a `Fault`.
 Script = Callable[[str, str | None], str | Fault]
+#: ``judge(messages)``: the first token's alternatives with log-probabilities, or None.
+JudgeScript = Callable[[list[dict[str, Any]]], dict[str, float] | None]
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -97,6 +106,10 @@ class FakeServer:
         hang_s: how long the ``timeout`` fault sleeps.
         retry_after: the Retry-After value (seconds) sent with 429.
         huge_bytes: the content length of the ``huge`` fault.
+        hold: while true, every chat request waits before its reply (set the attribute to
+            False to release them): a run that is certainly in the middle of a call.
+        judge: answers judge requests with log-probabilities (see the module docstring).
+        logprobs: whether log-probabilities are sent back when a request asks for them.
 
     Attributes after start: ``base_url`` (``http://127.0.0.1:PORT/v1``), ``requests`` (chat
     requests received), ``log`` (one dict per chat request: ``n``, ``body``, ``fault``,
@@ -117,6 +130,9 @@ class FakeServer:
         hang_s: float = 30.0,
         retry_after: float = 1.0,
         huge_bytes: int = 10_000_000,
+        hold: bool = False,
+        judge: JudgeScript | None = None,
+        logprobs: bool = True,
     ) -> None:
         unknown = [
             f
@@ -133,6 +149,8 @@ class FakeServer:
         self.faults, self.script = tuple(faults), tuple(script)
         self.mode, self.content, self.reply = mode, content, reply
         self.hang_s, self.retry_after, self.huge_bytes = hang_s, retry_after, huge_bytes
+        self.hold = hold
+        self.judge, self.logprobs = judge, logprobs
         self.requests = 0
         self.body_bytes = 0
         self.log: list[dict[str, Any]] = []
@@ -248,7 +266,9 @@ class FakeServer:
             await self._send(writer, 200, json.dumps(body).encode())
             return keep_alive
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
-            await self._send(writer, 404, b'{"error": {"message": "not found"}}')
+            # Like many servers, the error repeats the path it was asked for (query included).
+            message = {"error": {"message": f"not found: {method} {path}"}}
+            await self._send(writer, 404, json.dumps(message).encode())
             return keep_alive
         with self._lock:
             n = self.requests
@@ -271,6 +291,8 @@ class FakeServer:
         with self._lock:
             self.log.append({"n": n, "body": request, "fault": fault, "headers": headers})
         await asyncio.sleep(self.latency)
+        while self.hold:
+            await asyncio.sleep(0.01)
         if fault == "echo_key":  # a careless server: its error repeats what it was sent
             message = (
                 f"Incorrect API key provided: {headers.get('authorization', '')}; "
@@ -356,6 +378,25 @@ class FakeServer:
         instruction = offline.extract_instruction(messages)
         seed = request.get("seed")
         seed = seed if isinstance(seed, int) else n
+        judged = self.judge(list(messages)) if self.judge is not None else None
+        token_logprobs: dict[str, Any] | None = None
+        if judged is not None and fault not in CONTENT_FAULTS and fault != "huge":
+            ranked = sorted(judged.items(), key=lambda kv: -kv[1])
+            scripted = ranked[0][0]
+            if request.get("logprobs") and self.logprobs:
+                k = int(request.get("top_logprobs") or 0)
+                token_logprobs = {
+                    "content": [
+                        {
+                            "token": ranked[0][0],
+                            "logprob": ranked[0][1],
+                            "bytes": None,
+                            "top_logprobs": [
+                                {"token": t, "logprob": lp, "bytes": None} for t, lp in ranked[:k]
+                            ],
+                        }
+                    ]
+                }
         if fault in CONTENT_FAULTS:
             content = offline.corrupt(instruction, seed, fault)
         elif scripted is not None:
@@ -376,7 +417,7 @@ class FakeServer:
                     "index": 0,
                     "message": {"role": "assistant", "content": content},
                     "finish_reason": "stop",
-                    "logprobs": None,
+                    "logprobs": token_logprobs,
                 }
             ]
         )

@@ -50,9 +50,21 @@ def report_dataset(manifest: MaterializeManifest, out: Path, *, skip_warnings: i
 @app.command("materialize")
 def materialize_cmd(
     run_dir: RunArg,
-    instances: Annotated[Path, typer.Option("--instances", help="Instance records (JSONL).")],
+    instances: Annotated[
+        Path,
+        typer.Option(
+            "--instances",
+            help="Instance records: JSONL (.jsonl, .jsonl.gz, .jsonl.zst), Parquet (a file "
+            "or a folder of shards), Arrow, or a Dataset.save_to_disk folder.",
+        ),
+    ],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output directory.")],
-    format: Annotated[str, typer.Option("--format", help="`jsonl` or `parquet`.")] = "jsonl",
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="`jsonl`, `parquet`, `messages` (TRL chat), `llava` or `ofa-tsv`."
+        ),
+    ] = "jsonl",
     raw_share: Annotated[float, typer.Option(help="Probability of an original.")] = 0.5,
     uniform: Annotated[bool, typer.Option("--uniform", help="Uniform over all.")] = False,
     seed: Annotated[int, typer.Option(help="Equal seeds give identical bytes.")] = 0,
@@ -70,6 +82,22 @@ def materialize_cmd(
             help="Held-out tasks: `all` (a row per original instruction), `one`, or `none`.",
         ),
     ] = "all",
+    carry: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--carry",
+            help="Instance fields copied into every row, comma-separated, each "
+            "[NAME=]PATH[:TYPE] (TYPE: string, int64, float64, bool, json). "
+            "Default: task_name,image_path; '' carries none.",
+        ),
+    ] = None,
+    image_field: Annotated[
+        str,
+        typer.Option(
+            "--image-field",
+            help="Record path of a row's image for messages/llava/ofa-tsv ('' for none).",
+        ),
+    ] = "image_path",
     iat: IatOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="Write into a non-empty folder that is not iatc's.")
@@ -77,13 +105,15 @@ def materialize_cmd(
 ) -> None:
     """Sample and render MIns+ rows from a run and an instance file.
 
-    Writes OUT/train.jsonl (or .parquet), OUT/test.* (held-out tasks, original
-    instructions), OUT/README.md (dataset card), OUT/errors.jsonl, OUT/dropped.jsonl and
-    OUT/manifest.json.  Records that cannot be rendered are logged with their line, id and
-    field (exit 0); with --strict the first one stops the run (exit 1).
+    Writes OUT/train.jsonl (or .parquet, .messages.jsonl, .llava.json, .ofa.tsv),
+    OUT/test.* (held-out tasks, original instructions), OUT/README.md (dataset card),
+    OUT/errors.jsonl, OUT/dropped.jsonl and OUT/manifest.json.  Records that cannot be
+    rendered are logged with their line, id and field (exit 0); with --strict the first one
+    stops the run (exit 1).
     """
     from .. import api
     from ..contract.dataset import MaterializeOptions
+    from ..dataset.carry import DEFAULT_CARRY, split_specs
 
     with guard():
         # `format` and `test_instructions` are plain strings here; the dataset stage checks
@@ -97,6 +127,8 @@ def materialize_cmd(
             format=format,  # type: ignore[arg-type]
             shuffle_options=shuffle,
             test_instructions=test_instructions,  # type: ignore[arg-type]
+            carry=DEFAULT_CARRY if carry is None else split_specs(carry),
+            image_field=image_field or None,
         )
         result = api.materialize(run_dir, instances, out, options=options, iat=iat, force=force)
     report_dataset(result.manifest, out, skip_warnings=0)

@@ -57,6 +57,14 @@ ForceOpt = Annotated[
     typer.Option("--force", help="Write into a non-empty folder that is not iatc's."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+ConstrainOpt = Annotated[
+    str,
+    typer.Option(
+        "--constrain",
+        help="`auto`: constrain decoding to replies with valid tokens where the model supports "
+        "it (embedded, vLLM, llama.cpp server); `off`: never.",
+    ),
+]
 
 
 def _backend(
@@ -66,10 +74,11 @@ def _backend(
     concurrency: int | None,
     timeout: float,
     budget: float | None,
+    constrain: str = "auto",
 ) -> Backend:
     from ..api import Backend
 
-    return Backend(model, api_base, api_key, concurrency, timeout, budget)
+    return Backend(model, api_base, api_key, concurrency, timeout, budget, constrain)
 
 
 def _task_list(tasks: str | None) -> tuple[str, ...] | None:
@@ -93,6 +102,7 @@ def augment_cmd(
     timeout: TimeoutOpt = 120.0,
     fresh: FreshOpt = False,
     budget: BudgetOpt = None,
+    constrain: ConstrainOpt = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent.")] = False,
     show: Annotated[int, typer.Option("--show", min=0, help="Requests --dry-run prints.")] = 3,
     tasks: Annotated[str | None, typer.Option("--tasks", help="Only these tasks (a,b,c).")] = None,
@@ -102,6 +112,14 @@ def augment_cmd(
     force: ForceOpt = False,
     quiet: QuietOpt = False,
     allow_imports: AllowOpt = None,
+    judge: Annotated[
+        str | None,
+        typer.Option(
+            "--judge",
+            help="A declared judge to check accepted rewrites with instead of the plan's; "
+            "`none` for no judge.",
+        ),
+    ] = None,
 ) -> None:
     """Augment the instructions of a plan with a model; write RUN_DIR (resumable)."""
     from .. import api
@@ -124,12 +142,13 @@ def augment_cmd(
             sources,
             out,
             plan=plan,
-            backend=_backend(model, api_base, api_key, concurrency, timeout, budget),
+            backend=_backend(model, api_base, api_key, concurrency, timeout, budget, constrain),
             fresh=fresh,
             tasks=names,
             limit=limit,
             force=force,
             progress=not quiet,
+            judge=judge,
         )
     if not quiet:
         from ..runtime.report import summary_table
@@ -203,6 +222,7 @@ def run_cmd(
     timeout: TimeoutOpt = 120.0,
     fresh: FreshOpt = False,
     budget: BudgetOpt = None,
+    constrain: ConstrainOpt = "auto",
     force: ForceOpt = False,
     quiet: QuietOpt = False,
     allow_imports: AllowOpt = None,
@@ -216,7 +236,7 @@ def run_cmd(
             load_sources([path], allow_imports),
             out,
             sampling=sampling,
-            backend=_backend(model, api_base, api_key, concurrency, timeout, budget),
+            backend=_backend(model, api_base, api_key, concurrency, timeout, budget, constrain),
             fresh=fresh,
             force=force,
             progress=not quiet,

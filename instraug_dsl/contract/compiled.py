@@ -30,6 +30,7 @@ from ..fsio import iter_jsonl, read_json, write_json, write_jsonl
 from ..lang.model import (
     BootstrapSpec,
     Catalog,
+    JudgeSpec,
     MetaPromptSpec,
     PlanSpec,
     SamplingSpec,
@@ -362,6 +363,8 @@ class CatalogSnapshot:
     plans: tuple[PlanSpec, ...]
     samplings: tuple[SamplingSpec, ...]
     source_paths: dict[str, str] = field(default_factory=dict)
+    #: Absent from snapshots written before judges existed.
+    judges: tuple[JudgeSpec, ...] = ()
 
     @classmethod
     def of(cls, catalog: Catalog, sources: Mapping[str, str]) -> CatalogSnapshot:
@@ -376,6 +379,7 @@ class CatalogSnapshot:
             plans=tuple(catalog.plans.values()),
             samplings=tuple(catalog.samplings.values()),
             source_paths=dict(catalog.source_paths),
+            judges=tuple(catalog.judges.values()),
         )
 
     def catalog(self) -> Catalog:
@@ -388,6 +392,7 @@ class CatalogSnapshot:
             samplings={s.name: s for s in self.samplings},
             source_paths=dict(self.source_paths),
             default_plan=self.default_plan,
+            judges={j.name: j for j in self.judges},
         )
 
 

@@ -3,8 +3,10 @@
 ::
 
     OUT/
-      train.jsonl | train.parquet   MIns+ rows of the training tasks
-      test.jsonl  | test.parquet    held-out tasks, original instructions only
+      train.jsonl | train.parquet   MIns+ rows of the training tasks (or, with a trainer
+                                    format, train.messages.jsonl | train.llava.json |
+                                    train.ofa.tsv)
+      test.*                        held-out tasks, original instructions only, same format
       README.md                     dataset card: splits and features (HF datasets reads it)
       errors.jsonl                  ErrorRow: records that could not be rendered
       dropped.jsonl                 DropRow: rewrites removed by the corpus filters
@@ -26,7 +28,7 @@ ERRORS = "errors.jsonl"
 DROPPED = "dropped.jsonl"
 CARD = "README.md"
 
-Format = Literal["jsonl", "parquet"]
+Format = Literal["jsonl", "parquet", "messages", "llava", "ofa-tsv"]
 Mode = Literal["mixed", "uniform"]
 TestInstructions = Literal["all", "one", "none"]
 
@@ -38,6 +40,13 @@ class MaterializeOptions:
     ``test_instructions`` says how held-out tasks are written to the test split: ``all``
     (one row per original instruction, the paper's evaluation averages over them),
     ``one`` (one original per instance, seeded) or ``none`` (no test split).
+
+    ``carry`` lists the instance fields copied into every row, one carry spec
+    ``[NAME=]PATH[:TYPE]`` each (``meta_data.source``, ``src=meta.id:int64``; types
+    ``string``, ``int64``, ``float64``, ``bool``, ``json``; see
+    :mod:`instraug_dsl.dataset.carry`); the default gives the ``task_name`` and
+    ``image_path`` columns.  ``image_field`` is the record path of a row's image for the
+    trainer formats (``messages``, ``llava``, ``ofa-tsv``); ``None``: no images.
     """
 
     raw_share: float = 0.5
@@ -48,6 +57,8 @@ class MaterializeOptions:
     format: Format = "jsonl"
     shuffle_options: bool = True
     test_instructions: TestInstructions = "all"
+    carry: tuple[str, ...] = ("task_name", "image_path")
+    image_field: str | None = "image_path"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +96,16 @@ class FileRef:
 
 @dataclass(frozen=True, slots=True)
 class InstancesRef:
-    """The instance file: path, SHA-256 and line count."""
+    """The instances: path, SHA-256 and line count (rows, for Parquet and Arrow), format
+    (``jsonl``, ``jsonl.gz``, ``jsonl.zst``, ``parquet``, ``arrow``, ``save_to_disk``) and,
+    for a folder, each data file read with its SHA-256 (``sha256`` is then the SHA-256 of
+    the ``sha256sum``-style listing of these files, sorted by path)."""
 
     path: str
     sha256: str
     lines: int
+    format: str = "jsonl"
+    files: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +121,11 @@ class Inputs:
 
 @dataclass(frozen=True, slots=True)
 class OutputFiles:
-    """The files written, by role (``test`` is ``None`` when no test split was written)."""
+    """The files written, by role (``test`` is ``None`` when no test split was written).
+
+    ``messages_content`` (``messages`` format only): ``parts`` when any row has an image
+    (every ``content`` is a list of typed parts), ``text`` when none has (plain strings).
+    """
 
     data: str
     data_sha256: str
@@ -114,6 +134,7 @@ class OutputFiles:
     errors: str
     dropped: str
     card: str
+    messages_content: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

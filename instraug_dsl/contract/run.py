@@ -8,6 +8,8 @@
                            accepted rewrite, in request order
       rejected.jsonl       RejectedRow: every rejected reply of every attempt, with reasons
       failed.jsonl         FailedRow: every request that could not be completed
+      judged.jsonl         JudgedRow: every rewrite a plan's judge looked at, kept or not
+                           (only when the plan has a judge)
       summary.json         Summary: counts that reconcile, tokens, cost, versions
       cache.sqlite         every completed model call (resume repeats none)
       lock                 held by the one process writing the run
@@ -33,6 +35,11 @@ T = TypeVar("T")
 
 Kind = Literal["original", "generated"]
 Status = Literal["accepted", "rejected", "failed"]
+#: What a judge decided about an accepted rewrite: ``kept`` (it goes to instructions.jsonl),
+#: ``judged_out`` (the judge said it asks for another task) or ``judge_failed`` (the judge
+#: could not be asked; the rewrite is held back, and a re-run asks again).
+JudgeVerdict = Literal["kept", "judged_out", "judge_failed"]
+JudgeMethod = Literal["logprob", "generated"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,11 @@ class RunDir:
     def failed(self) -> Path:
         """Requests that could not be completed."""
         return self.root / "failed.jsonl"
+
+    @property
+    def judged(self) -> Path:
+        """Every rewrite the judge looked at, with its score and verdict."""
+        return self.root / "judged.jsonl"
 
     @property
     def summary(self) -> Path:
@@ -164,6 +176,70 @@ class FailedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class JudgedRow:
+    """One rewrite the validators accepted, as the plan's judge saw it.
+
+    ``id`` is the rewrite's row id (the ``instructions.jsonl`` id it has when kept);
+    ``original`` and ``rewrite`` are the texts the judge compared (the root original's
+    paraphrased part and the rewrite's, with ``{slot}`` references).  ``score`` is
+    log P(yes) - log P(no) of the judge's first answer token (``method: logprob``); when
+    the backend gives no log-probabilities the judge's reply is read instead
+    (``method: generated``, ``score: null``).  ``reason`` is ``judged_out`` or
+    ``judge_failed`` for a rewrite that did not reach ``instructions.jsonl``.
+    """
+
+    id: str
+    request: str
+    task: str
+    iteration: int
+    original: str
+    rewrite: str
+    verdict: JudgeVerdict
+    reason: str | None
+    score: float | None
+    threshold: float
+    method: JudgeMethod | None
+    answer: str | None
+    judge: str
+    model: str
+    error: str | None = None
+    error_kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeTaskCounts:
+    """What the judge did with one task's rewrites."""
+
+    rewrites: int
+    kept: int
+    judged_out: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeSummary:
+    """The judge's part of ``summary.json``: counts that reconcile with the rewrites the
+    validators accepted (``rewrites == kept + judged_out + failed``, and ``kept`` is the
+    number of generated rows of ``instructions.jsonl``)."""
+
+    name: str
+    model: str
+    threshold: float
+    rewrites: int
+    kept: int
+    judged_out: int
+    failed: int
+    reconciled: bool
+    reconciliation: str
+    methods: dict[str, int]
+    calls: int
+    per_task: dict[str, JudgeTaskCounts]
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
 class TaskTally:
     """Per-task counts of a run."""
 
@@ -223,6 +299,7 @@ class OutputCounts:
     generated: int
     rejected_rows: int
     failed_rows: int
+    judged_rows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +334,9 @@ class InvocationFacts:
     concurrency: int
     rate_limit_cuts: int
     fresh: bool
+    judge_calls_made: int = 0
+    judge_cache_hits: int = 0
+    judge_wall_time_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +364,8 @@ class Summary:
     skipped: Skipped
     run: InvocationFacts
     versions: dict[str, str] = field(default_factory=dict)
+    #: The plan's judge and what it did (``None``: the run had no judge).
+    judge: JudgeSummary | None = None
 
 
 def write_rows(path: Path, rows: Iterable[object]) -> int:

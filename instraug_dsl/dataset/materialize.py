@@ -9,13 +9,18 @@ Training tasks go to ``train.*`` with an instruction sampled from originals and 
 rewrites; held-out tasks go to ``test.*`` with their original instructions only (the
 paper evaluates on them), one row per original instruction by default.  The files of the
 output folder are listed in :mod:`instraug_dsl.contract.dataset`.
+
+The instances come in any format :mod:`~instraug_dsl.dataset.sources` reads (JSON Lines,
+compressed or not, Parquet, Arrow, a ``save_to_disk`` folder); the rows go out in any
+format of :mod:`~instraug_dsl.dataset.writers`, with the carried columns of
+:mod:`~instraug_dsl.dataset.carry`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +44,31 @@ from ..contract.dataset import (
 from ..contract.run import write_rows
 from ..errors import OutputError, RecordError, UsageError
 from ..fsio import describe_os_error, file_format, json_kind, sha256_file, write_text
+from ..lang.model import PathKey
+from .carry import CarryColumn, carry_columns, parse_path
 from .filters import Candidate, TaskPool, run_pools
-from .records import LineError, ShapeError, TaskIndex, iter_records, record_id
+from .records import LineError, ShapeError, TaskIndex, lookup, record_id
 from .render import RenderError, TaskRenderer, render_target
 from .run import Run
 from .sampling import MODES, Sampler
-from .writers import FORMATS, JsonlWriter, RowWriter, dataset_card, open_writer
+from .sources import InstanceReader, InstanceSource, detect, require
+from .writers import (
+    FORMATS,
+    OFA_COLUMNS,
+    SUFFIXES,
+    Column,
+    JsonlWriter,
+    MessagesWriter,
+    RowWriter,
+    dataset_card,
+    open_writer,
+    output_features,
+    reserved_names,
+    row_columns,
+)
+
+#: The trainer formats, which need each row's image.
+TRAINER_FORMATS = ("messages", "llava", "ofa-tsv")
 
 
 def validate_options(options: MaterializeOptions) -> None:
@@ -59,6 +83,41 @@ def validate_options(options: MaterializeOptions) -> None:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
     if options.test_instructions not in ("all", "one", "none"):
         raise UsageError("--test-instructions must be `all`, `one` or `none`")
+    carried(options)
+    image_path(options)
+
+
+def carried(options: MaterializeOptions) -> tuple[CarryColumn, ...]:
+    """The carried columns of ``options`` (:class:`UsageError` for a bad carry spec)."""
+    if isinstance(options.carry, str):  # a lone string would be read letter by letter
+        raise UsageError("--carry: `carry` is a tuple of carry specs, not one string")
+    return carry_columns(options.carry, reserved_names(options.format))
+
+
+def image_path(options: MaterializeOptions) -> tuple[PathKey, ...] | None:
+    """The record path of a row's image (``None``: rows have no image)."""
+    if not options.image_field:
+        return None
+    try:
+        return parse_path(options.image_field)
+    except ValueError as exc:
+        raise UsageError(f"--image-field {options.image_field!r}: {exc}") from None
+
+
+def needed_columns(
+    run: Run, carry: Sequence[CarryColumn], image: Sequence[PathKey] | None
+) -> set[str]:
+    """The top-level fields materialize can read: the rest of a columnar input is skipped."""
+    needed = {"task_name", "unique_id"}
+    for task in run.catalog.tasks.values():
+        needed.add(str(task.target[0]))
+        if task.condition is not None:
+            needed.add(str(task.condition[1][0]))
+        needed.update(str(slot.source[0]) for slot in task.slots if slot.source)
+    needed.update(str(column.path[0]) for column in carry)
+    if image:
+        needed.add(str(image[0]))
+    return needed
 
 
 def is_dataset_dir(out_dir: Path) -> bool:
@@ -102,24 +161,42 @@ class _Errors:
 
 
 def _row(
-    record: dict[str, Any], uid: str | None, task: str, prompt: str, target: str, cand: Candidate
+    record: dict[str, Any],
+    uid: str | None,
+    task: str,
+    prompt: str,
+    target: str,
+    cand: Candidate,
+    carry: Sequence[CarryColumn],
 ) -> dict[str, Any]:
-    image = record.get("image_path")
-    name = record.get("task_name")
-    return {
-        "unique_id": uid,
-        "task": task,
-        "task_name": name if isinstance(name, str) else None,
-        "image_path": image if isinstance(image, str) else None,
-        "prompt": prompt,
-        "target": target,
-        "instruction_id": cand.id,
-        "instruction_kind": cand.kind,
-        "root": cand.root,
-        "metaprompt": cand.metaprompt,
-        "temperature": cand.temperature,
-        "model": cand.model,
-    }
+    row: dict[str, Any] = {"unique_id": uid, "task": task}
+    for column in carry:
+        path = column.path
+        if len(path) == 1 and column.type == "string":  # the common case, kept cheap
+            value = record.get(path[0])  # type: ignore[arg-type]
+            row[column.name] = value if isinstance(value, str) else None
+        else:
+            row[column.name] = column.value(record)
+    row["prompt"] = prompt
+    row["target"] = target
+    row["instruction_id"] = cand.id
+    row["instruction_kind"] = cand.kind
+    row["root"] = cand.root
+    row["metaprompt"] = cand.metaprompt
+    row["temperature"] = cand.temperature
+    row["model"] = cand.model
+    return row
+
+
+def _image(record: dict[str, Any], path: Sequence[PathKey] | None) -> str | None:
+    """The row's image path: a non-empty string at ``path``, else ``None``."""
+    if path is None:
+        return None
+    try:
+        value = lookup(record, path)
+    except ShapeError:
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def _unencodable(*texts: str) -> bool:
@@ -141,7 +218,7 @@ def _task_name_key(name: object) -> str:
 
 def _uid(record: dict[str, Any]) -> str | None:
     raw = record.get("unique_id")
-    if raw is None or isinstance(raw, dict | list):
+    if raw is None or isinstance(raw, dict | list | bytes):
         return None
     text = str(raw)
     return None if _unencodable(text) else text
@@ -150,9 +227,9 @@ def _uid(record: dict[str, Any]) -> str | None:
 class _Split:
     """One output split: its writer, the file name, and rows written."""
 
-    def __init__(self, out_dir: Path, name: str, fmt: str) -> None:
-        self.filename = f"{name}.{fmt}"
-        self.writer: RowWriter = open_writer(out_dir / self.filename, fmt)
+    def __init__(self, out_dir: Path, name: str, fmt: str, columns: Sequence[Column]) -> None:
+        self.filename = f"{name}{SUFFIXES[fmt]}"
+        self.writer: RowWriter = open_writer(out_dir / self.filename, fmt, columns)
 
 
 def materialize(
@@ -170,8 +247,11 @@ def materialize(
     it).  Nothing is left half-written on failure; ``manifest.json`` is written last.
     """
     validate_options(options)
-    if not instances.is_file():
-        raise UsageError(f"{instances}: no such instance file")
+    carry = carried(options)
+    image = image_path(options) if options.format in TRAINER_FORMATS else None
+    columns = row_columns([(c.name, c.dtype) for c in carry])
+    source = detect(instances)
+    require(source)
     check_output_dir(out_dir, force=force)
     replacing = is_dataset_dir(out_dir)  # an earlier dataset of iatc is rewritten
     pools, drops = run_pools(run)
@@ -191,15 +271,18 @@ def materialize(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {out_dir}: {describe_os_error(exc)}") from None
-    splits = {"train": _Split(out_dir, "train", options.format)}
-    if options.test_instructions != "none":
-        splits["test"] = _Split(out_dir, "test", options.format)
-    errors = _Errors(out_dir / ERRORS, instances, options.strict)
-    digest = hashlib.sha256()
-    lines = 0
+    reader = InstanceReader(
+        source, None if source.format.startswith("jsonl") else needed_columns(run, carry, image)
+    )
+    emit = _Emitter(carry, image, options.shuffle_options)
+    splits: dict[str, _Split] = {}
+    errors: _Errors | None = None
     try:
-        for line, rec in iter_records(instances, digest):
-            lines = line
+        splits["train"] = _Split(out_dir, "train", options.format, columns)
+        if options.test_instructions != "none":
+            splits["test"] = _Split(out_dir, "test", options.format, columns)
+        errors = _Errors(out_dir / ERRORS, instances, options.strict)
+        for line, rec in reader:
             if isinstance(rec, LineError):
                 errors.add(line, None, None, rec.field, rec.reason)
                 continue
@@ -228,7 +311,7 @@ def materialize(
                     else [pool.originals[int(rng.random() * len(pool.originals))]]
                 )
                 for cand in chosen:
-                    if not _emit(
+                    if not emit(
                         splits["test"],
                         renderers[task.name],
                         cand,
@@ -240,7 +323,6 @@ def materialize(
                         rid,
                         counts,
                         errors,
-                        options,
                     ):
                         break
                 continue
@@ -252,7 +334,7 @@ def materialize(
                 counts["over_budget"] += 1
                 continue
             choice = sampler.choose(task.name)
-            if _emit(
+            if emit(
                 splits["train"],
                 renderers[task.name],
                 choice.candidate,
@@ -264,7 +346,6 @@ def materialize(
                 rid,
                 counts,
                 errors,
-                options,
             ):
                 counts["written"] += 1
                 counts[choice.candidate.kind] += 1
@@ -272,8 +353,10 @@ def materialize(
     except BaseException:
         for split in splits.values():
             split.writer.abort()
-        errors.writer.abort()
+        if errors is not None:
+            errors.writer.abort()
         raise
+    vision = _messages_layout(splits)
     for split in splits.values():
         split.writer.commit()
     errors.writer.commit()
@@ -281,12 +364,11 @@ def materialize(
         _remove_stale_splits(out_dir, {split.filename for split in splits.values()})
     write_rows(out_dir / DROPPED, drops)
     files = {name: split.filename for name, split in splits.items()}
-    write_text(out_dir / CARD, _card(run, files, splits))
+    write_text(out_dir / CARD, _card(run, files, options.format, columns, vision))
     manifest = _manifest(
         run,
-        instances,
-        digest.hexdigest(),
-        lines,
+        source,
+        reader,
         options,
         pools,
         per_task,
@@ -296,53 +378,103 @@ def materialize(
         drops,
         out_dir,
         splits,
+        vision,
     )
     write_manifest(out_dir, manifest)
     return manifest
 
 
+def _messages_layout(splits: dict[str, _Split]) -> bool | None:
+    """For ``messages``: whether the dataset uses the vision (parts) form, decided over
+    every split together (both must have one ``content`` type); ``None`` otherwise."""
+    writers = [s.writer for s in splits.values() if isinstance(s.writer, MessagesWriter)]
+    if not writers:
+        return None
+    vision = any(w.images for w in writers)
+    for writer in writers:
+        writer.vision = vision
+    return vision
+
+
 def _remove_stale_splits(out_dir: Path, written: set[str]) -> None:
     """Delete the data files of the dataset being replaced that this one does not write (the
     other format, a test split no longer wanted): they would pass for part of it."""
-    for name in (f"{split}.{fmt}" for split in ("train", "test") for fmt in FORMATS):
+    for name in (f"{split}{SUFFIXES[fmt]}" for split in ("train", "test") for fmt in FORMATS):
         if name not in written:
             (out_dir / name).unlink(missing_ok=True)
 
 
-def _emit(
-    split: _Split,
-    renderer: TaskRenderer,
-    cand: Candidate,
-    rec: dict[str, Any],
-    rng: random.Random,
-    uid: str | None,
-    task: str,
-    line: int,
-    rid: str,
-    counts: Counter[str],
-    errors: _Errors,
-    options: MaterializeOptions,
-) -> bool:
-    """Render and write one row; an unrenderable record is an error row (False)."""
-    try:
-        prompt = renderer.render(cand.plan, rec, rng, shuffle_options=options.shuffle_options)
-        target = render_target(cand.plan, rec)
-    except RenderError as exc:
-        counts["errors"] += 1
-        errors.add(line, rid, task, exc.field, exc.reason)
-        return False
-    if _unencodable(prompt, target):
-        counts["errors"] += 1
-        errors.add(line, rid, task, None, "a lone surrogate (e.g. \\ud800) cannot be written")
-        return False
-    split.writer.write(_row(rec, uid, task, prompt, target, cand))
-    if split.filename.startswith("test."):
-        counts["test_written"] += 1
-        counts["written"] += 1  # a held-out task's rows are all in the test split
-    return True
+class _Emitter:
+    """Renders and writes one row: the per-run settings of :meth:`__call__`."""
+
+    def __init__(
+        self, carry: Sequence[CarryColumn], image: Sequence[PathKey] | None, shuffle: bool
+    ) -> None:
+        self.carry = tuple(carry)
+        self.image = tuple(image) if image is not None else None
+        self.shuffle = shuffle
+
+    def __call__(
+        self,
+        split: _Split,
+        renderer: TaskRenderer,
+        cand: Candidate,
+        rec: dict[str, Any],
+        rng: random.Random,
+        uid: str | None,
+        task: str,
+        line: int,
+        rid: str,
+        counts: Counter[str],
+        errors: _Errors,
+    ) -> bool:
+        """Render and write one row; an unrenderable record is an error row (False)."""
+        try:
+            prompt = renderer.render(cand.plan, rec, rng, shuffle_options=self.shuffle)
+            target = render_target(cand.plan, rec)
+        except RenderError as exc:
+            counts["errors"] += 1
+            errors.add(line, rid, task, exc.field, exc.reason)
+            return False
+        if _unencodable(prompt, target):
+            counts["errors"] += 1
+            errors.add(line, rid, task, None, "a lone surrogate (e.g. \\ud800) cannot be written")
+            return False
+        row = _row(rec, uid, task, prompt, target, cand, self.carry)
+        split.writer.write(row, _image(rec, self.image), rid)
+        if split.filename.startswith("test."):
+            counts["test_written"] += 1
+            counts["written"] += 1  # a held-out task's rows are all in the test split
+        return True
 
 
-def _card(run: Run, files: dict[str, str], splits: dict[str, _Split]) -> str:
+_DESCRIPTIONS = {
+    "jsonl": "one MIns+ row per line (JSON Lines)",
+    "parquet": "MIns+ rows in Parquet",
+    "messages": (
+        "chat rows in the TRL / HF chat-template convention (`messages`, plus `images` when "
+        "any row has an image), with the MIns+ provenance columns"
+    ),
+    "llava": (
+        "one JSON array of LLaVA conversations (`id`, `image`, `conversations` with "
+        "`human`/`gpt` turns; `<image>` starts the human turn of a row with an image), with "
+        "the MIns+ provenance columns"
+    ),
+    "ofa-tsv": (
+        "OFA's tab-separated rows without a header, columns "
+        "uniq_id, image (the image path), prompt, target, task, instruction_id, "
+        "instruction_kind; tabs, newlines and backslashes escaped as `\\t`, `\\n`, `\\\\`"
+    ),
+}
+
+
+def _card(
+    run: Run,
+    files: dict[str, str],
+    fmt: str,
+    columns: Sequence[Column],
+    vision: bool | None,
+) -> str:
     plan = run.plan.name if run.plan is not None else "unknown"
     summary = (
         f"MIns+-style instruction-tuning data written by `iatc materialize` from the run "
@@ -351,14 +483,25 @@ def _card(run: Run, files: dict[str, str], splits: dict[str, _Split]) -> str:
         "`test` split holds the held-out tasks with their original instructions only. "
         "`manifest.json` lists the inputs with their SHA-256, the options and the counts."
     )
-    return dataset_card(files, "MIns+ dataset", summary)
+    config: list[str] = []
+    if fmt in TRAINER_FORMATS:
+        listed = ", ".join(f"`{name}`" for name in files.values())
+        summary += f"\n\nFiles ({listed}): {_DESCRIPTIONS[fmt]}."
+    if fmt == "ofa-tsv":
+        config = [
+            'sep: "\\t"',
+            "quoting: 3",
+            "na_filter: false",
+            f"column_names: [{', '.join(OFA_COLUMNS)}]",
+        ]
+    features = output_features(fmt, columns, vision=bool(vision))
+    return dataset_card(files, "MIns+ dataset", summary, features, config)
 
 
 def _manifest(
     run: Run,
-    instances: Path,
-    instances_sha: str,
-    lines: int,
+    source: InstanceSource,
+    reader: InstanceReader,
     options: MaterializeOptions,
     pools: dict[str, TaskPool],
     per_task: dict[str, Counter[str]],
@@ -368,6 +511,7 @@ def _manifest(
     drops: list[DropRow],
     out_dir: Path,
     splits: dict[str, _Split],
+    vision: bool | None,
 ) -> MaterializeManifest:
     warnings = list(run.warnings)
     for augment, why in ((True, "no kept rewrites"), (False, "`augment false`")):
@@ -404,7 +548,13 @@ def _manifest(
         inputs=Inputs(
             run_dir=str(run.path),
             instructions=FileRef(str(run.path / "instructions.jsonl"), run.instructions_sha256),
-            instances=InstancesRef(str(instances), instances_sha, lines),
+            instances=InstancesRef(
+                str(source.path),
+                reader.sha256,
+                reader.rows,
+                source.format,
+                reader.file_hashes or None,
+            ),
             iat=dict(sorted(run.sources.items())),
             plan=run.plan.name if run.plan is not None else None,
         ),
@@ -418,6 +568,7 @@ def _manifest(
             errors=ERRORS,
             dropped=DROPPED,
             card=CARD,
+            messages_content=None if vision is None else ("parts" if vision else "text"),
         ),
         counts=Counts(
             written=sum(c["written"] - c["test_written"] for c in per_task.values()),

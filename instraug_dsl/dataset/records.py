@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -216,6 +216,54 @@ def record_id(record: Mapping[str, object], line: int) -> str:
     return f"line {line}"
 
 
+def parse_line(number: int, raw: bytes) -> dict[str, Any] | LineError:
+    """One non-blank line of an instance file: the record, or a :class:`LineError`."""
+    risky = _RISKY.search(raw) is not None
+    try:
+        value = (
+            json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+            if risky
+            else json.loads(raw, parse_constant=_refuse_constant)
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return LineError(number, f"not valid JSON: {exc}")
+    except RecursionError:
+        return LineError(number, "not valid JSON: nested too deeply")
+    except ValueError as exc:  # NaN/Infinity, or an integer beyond Python's digit limit
+        return LineError(number, f"not valid JSON: {_short(exc)}")
+    if not isinstance(value, dict):
+        return LineError(number, f"expected a JSON object, got {json_kind(value)}")
+    where = _lone_surrogate(value) if risky else None
+    if where is not None:
+        reason = "a string holds a lone surrogate (e.g. \\ud800): not Unicode text"
+        return LineError(number, reason, where)
+    return value
+
+
+def strict_loads(text: str) -> Any:
+    """One strict JSON value (a value of an Arrow ``arrow.json`` column): raises
+    :class:`ValueError` with the reason, as :func:`parse_line` reports a bad line."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("not valid JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON: {_short(exc)}") from None
+    if _lone_surrogate(value) is not None:
+        raise ValueError("a string holds a lone surrogate (e.g. \\ud800): not Unicode text")
+    return value
+
+
+def iter_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any] | LineError]]:
+    """Yield ``(line number, record or LineError)`` for each non-blank line of ``lines``
+    (byte lines of a JSONL stream, e.g. decompressed ones)."""
+    for number, raw in enumerate(lines, start=1):
+        if raw.strip():
+            yield number, parse_line(number, raw)
+
+
 def iter_records(
     path: Path, digest: hashlib._Hash | None = None
 ) -> Iterator[tuple[int, dict[str, Any] | LineError]]:
@@ -228,30 +276,5 @@ def iter_records(
         for number, raw in enumerate(fh, start=1):
             if digest is not None:
                 digest.update(raw)
-            if not raw.strip():
-                continue
-            risky = _RISKY.search(raw) is not None
-            try:
-                value = (
-                    json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
-                    if risky
-                    else json.loads(raw, parse_constant=_refuse_constant)
-                )
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield number, LineError(number, f"not valid JSON: {exc}")
-                continue
-            except RecursionError:
-                yield number, LineError(number, "not valid JSON: nested too deeply")
-                continue
-            except ValueError as exc:  # NaN/Infinity, or an integer beyond Python's digit limit
-                yield number, LineError(number, f"not valid JSON: {_short(exc)}")
-                continue
-            if not isinstance(value, dict):
-                yield number, LineError(number, f"expected a JSON object, got {json_kind(value)}")
-                continue
-            where = _lone_surrogate(value) if risky else None
-            if where is not None:
-                reason = "a string holds a lone surrogate (e.g. \\ud800): not Unicode text"
-                yield number, LineError(number, reason, where)
-                continue
-            yield number, value
+            if raw.strip():
+                yield number, parse_line(number, raw)

@@ -18,6 +18,9 @@ from .diagnostics import Diagnostics, did_you_mean
 from .source import Span
 from .strings import sub_span
 
+if t.TYPE_CHECKING:
+    from .templating import TrialBudget
+
 #: Built-in slot types: name -> (may be a list, takes sep, takes prefix).
 BUILTIN_TYPES: dict[str, tuple[bool, bool, bool]] = {
     "text": (True, True, False),
@@ -45,9 +48,25 @@ METAPROMPT_VARS = frozenset(
     }
 )
 BOOTSTRAP_VARS = frozenset({"count"})
+#: Variables a judge template may use; it must show the model ``original`` and ``rewrite``.
+JUDGE_VARS = frozenset({"original", "rewrite", "task", "category"})
+JUDGE_REQUIRED = ("original", "rewrite")
+#: ``judge none`` in a plan turns an inherited judge off, so no judge may be called that.
+NO_JUDGE = "none"
+#: Bounds of a judge's ``threshold`` (a difference of log-probabilities).
+THRESHOLD_BOUNDS = (-50.0, 50.0)
 MAX_RANGE_VALUES = 1000
 
-Decl = ir.TypeAlias | ir.Task | ir.MetaPrompt | ir.Strategies | ir.Bootstrap | ir.Plan | ir.Sampling
+Decl = (
+    ir.TypeAlias
+    | ir.Task
+    | ir.MetaPrompt
+    | ir.Strategies
+    | ir.Bootstrap
+    | ir.Plan
+    | ir.Sampling
+    | ir.Judge
+)
 
 
 @dataclass
@@ -62,6 +81,7 @@ class Context:
     bootstraps: dict[str, ir.Bootstrap] = field(default_factory=dict)
     plans: dict[str, ir.Plan] = field(default_factory=dict)
     samplings: dict[str, ir.Sampling] = field(default_factory=dict)
+    judges: dict[str, ir.Judge] = field(default_factory=dict)
     #: Facts derived from the tables once per program (inheritance), by name.
     derived: dict[str, t.Any] = field(default_factory=dict, repr=False)
 
@@ -71,7 +91,7 @@ def _items(program: ir.Program) -> Iterator[ir.Item]:
         yield from module.items
 
 
-D = t.TypeVar("D", ir.Task, ir.Plan, ir.MetaPrompt)
+D = t.TypeVar("D", ir.Task, ir.Plan, ir.MetaPrompt, ir.Judge)
 
 
 def all_of(program: ir.Program, kind: type[D]) -> list[D]:
@@ -126,6 +146,7 @@ def collect_declarations(program: ir.Program, ctx: Context) -> None:
         ir.Bootstrap: ("bootstrap prompt", ctx.bootstraps),
         ir.Plan: ("plan", ctx.plans),
         ir.Sampling: ("sampling plan", ctx.samplings),
+        ir.Judge: ("judge", ctx.judges),
     }
     for item in _items(program):
         if isinstance(item, ir.Import):
@@ -135,6 +156,14 @@ def collect_declarations(program: ir.Program, ctx: Context) -> None:
         if name in BUILTIN_TYPES and isinstance(item, ir.TypeAlias):
             ctx.diagnostics.add(
                 "E010", f"type `{name}` is built in and cannot be redeclared", item.name.span
+            )
+            continue
+        if name == NO_JUDGE and isinstance(item, ir.Judge):
+            ctx.diagnostics.add(
+                "E010",
+                f"`{NO_JUDGE}` is reserved and cannot name a judge",
+                item.name.span,
+                hint=f"`judge {NO_JUDGE}` in a plan turns the judge off; choose another name",
             )
             continue
         if name in table:
@@ -181,7 +210,7 @@ def check_duplicate_members(program: ir.Program, ctx: Context) -> None:
                         )
                     seen_instr.setdefault(m.name.value, m)
             members = tuple(task_props(item))
-        elif isinstance(item, ir.MetaPrompt | ir.Bootstrap | ir.Sampling):
+        elif isinstance(item, ir.MetaPrompt | ir.Bootstrap | ir.Sampling | ir.Judge):
             # A meta-prompt may show several examples.
             members = tuple(m for m in item.members if not isinstance(m, ir.PromptExample))
         elif isinstance(item, ir.Plan):
@@ -232,6 +261,9 @@ _PROPERTY_WORDS = {
     "PlaceholderPolicy": "placeholders",
     "Reject": "reject",
     "Language": "language",
+    "JudgeRef": "judge",
+    "JudgeModel": "model",
+    "JudgeThreshold": "threshold",
 }
 
 
@@ -615,6 +647,10 @@ def check_numbers(program: ir.Program, ctx: Context) -> None:
                     _bound(ctx, s.value, "per_task", 1, inf)
                 elif isinstance(s, ir.Seed):
                     _bound(ctx, s.value, "seed", 0, 2**63 - 1)
+        elif isinstance(item, ir.Judge):
+            for jm in item.members:
+                if isinstance(jm, ir.JudgeThreshold):
+                    _bound(ctx, jm.value, "a judge's threshold", *THRESHOLD_BOUNDS)
         elif isinstance(item, ir.MetaPrompt | ir.Bootstrap):
             for pm in item.members:
                 if isinstance(pm, ir.PromptCount | ir.PromptTake):
@@ -655,6 +691,12 @@ def check_references(program: ir.Program, ctx: Context) -> None:
                     for n in m.selector.names:
                         if n.value not in ctx.tasks:
                             unknown(n, "task", ctx.tasks)
+                elif (
+                    isinstance(m, ir.JudgeRef)
+                    and m.name.value != NO_JUDGE
+                    and m.name.value not in ctx.judges
+                ):
+                    unknown(m.name, "judge", ctx.judges)
         elif isinstance(item, ir.Sampling):
             for s in item.members:
                 if isinstance(s, ir.SamplingPlanRef) and s.name.value not in ctx.plans:
@@ -868,10 +910,11 @@ def check_plans(program: ir.Program, ctx: Context) -> None:
 
 def check_metaprompts(program: ir.Program, ctx: Context) -> None:
     """Jinja syntax (E054), unknown variables (E055), missing instruction hole (E056),
-    and what the sandbox refuses or cannot render within its limits (E070-E074)."""
-    if not (ctx.metaprompts or ctx.bootstraps):
+    and what the sandbox refuses or cannot render within its limits (E070-E074); the same
+    for the templates of judges, which must show ``original`` and ``rewrite`` (E056)."""
+    if not (ctx.metaprompts or ctx.bootstraps or ctx.judges):
         return  # importing jinja2 costs start-up time; only templates need it
-    from .templating import TrialBudget, analyse_template, trial_render
+    from .templating import TrialBudget
 
     budget = TrialBudget()
 
@@ -893,45 +936,7 @@ def check_metaprompts(program: ir.Program, ctx: Context) -> None:
                 " has no `user` message",
                 item.name.span,
             )
-        referenced: set[str] = set()
-        unparsed = False  # a broken template may well use the instruction
-        for m in effective:
-            if not isinstance(m, ir.PromptSystem | ir.PromptUser):
-                continue
-            own = m in item.members
-            report = analyse_template(m.template.value)
-            if own:
-                if report.syntax_error is not None:
-                    ctx.diagnostics.add(
-                        "E054", f"invalid template: {report.syntax_error}", m.template.span
-                    )
-                spans = _TemplateSpans(m.template)
-                for f in report.findings:
-                    ctx.diagnostics.add(f.code, f.message, spans.span(f.start, f.end), hint=f.hint)
-            if not report.parsed:
-                unparsed = True
-                continue
-            variables = set(report.variables)
-            referenced |= variables
-            if own and not report.findings and variables <= allowed:
-                # Limits are per render: a template that exceeds one with sample
-                # values exceeds it with any values (loop counts, sizes of constants).
-                limit = trial_render(m.template.value, allowed, budget)
-                if limit is not None:
-                    ctx.diagnostics.add(
-                        "E074",
-                        f"this template goes over a rendering limit: {limit}",
-                        m.template.span,
-                        hint="a meta-prompt is rendered once per request:"
-                        " keep its loops and texts small",
-                    )
-            for var in sorted(variables - allowed) if own else ():
-                ctx.diagnostics.add(
-                    "E055",
-                    f"unknown template variable `{var}`",
-                    m.template.span,
-                    hint=did_you_mean(var, allowed) or f"available: {', '.join(sorted(allowed))}",
-                )
+        referenced, unparsed = _check_templates(effective, item.members, allowed, ctx, budget)
         if not is_boot and user and not unparsed and "instruction" not in referenced:
             ctx.diagnostics.add(
                 "E056",
@@ -949,6 +954,76 @@ def check_metaprompts(program: ir.Program, ctx: Context) -> None:
                 "`strategy` is only defined in a meta-prompt that names `strategies`",
                 item.name.span,
             )
+    for judge in all_of(program, ir.Judge):
+        if not any(isinstance(m, ir.PromptUser) for m in judge.members):
+            ctx.diagnostics.add(
+                "E056", f"judge `{judge.name.value}` has no `user` message", judge.name.span
+            )
+            continue
+        referenced, unparsed = _check_templates(
+            judge.members, judge.members, JUDGE_VARS, ctx, budget
+        )
+        missing = [v for v in JUDGE_REQUIRED if v not in referenced]
+        if missing and not unparsed:
+            ctx.diagnostics.add(
+                "E056",
+                f"judge `{judge.name.value}` never shows the model the {missing[0]}",
+                judge.name.span,
+                hint="use {{ original }} and {{ rewrite }} in its messages",
+            )
+
+
+def _check_templates(
+    effective: t.Sequence[object],
+    own_members: t.Sequence[object],
+    allowed: frozenset[str],
+    ctx: Context,
+    budget: TrialBudget,
+) -> tuple[set[str], bool]:
+    """Check the ``system``/``user`` templates of one prompt; return the variables they use
+    and whether one of them could not be parsed (then it may use anything)."""
+    from .templating import analyse_template, trial_render
+
+    referenced: set[str] = set()
+    unparsed = False  # a broken template may well use the instruction
+    for m in effective:
+        if not isinstance(m, ir.PromptSystem | ir.PromptUser):
+            continue
+        own = m in own_members
+        report = analyse_template(m.template.value)
+        if own:
+            if report.syntax_error is not None:
+                ctx.diagnostics.add(
+                    "E054", f"invalid template: {report.syntax_error}", m.template.span
+                )
+            spans = _TemplateSpans(m.template)
+            for f in report.findings:
+                ctx.diagnostics.add(f.code, f.message, spans.span(f.start, f.end), hint=f.hint)
+        if not report.parsed:
+            unparsed = True
+            continue
+        variables = set(report.variables)
+        referenced |= variables
+        if own and not report.findings and variables <= allowed:
+            # Limits are per render: a template that exceeds one with sample
+            # values exceeds it with any values (loop counts, sizes of constants).
+            limit = trial_render(m.template.value, allowed, budget)
+            if limit is not None:
+                ctx.diagnostics.add(
+                    "E074",
+                    f"this template goes over a rendering limit: {limit}",
+                    m.template.span,
+                    hint="a meta-prompt is rendered once per request:"
+                    " keep its loops and texts small",
+                )
+        for var in sorted(variables - allowed) if own else ():
+            ctx.diagnostics.add(
+                "E055",
+                f"unknown template variable `{var}`",
+                m.template.span,
+                hint=did_you_mean(var, allowed) or f"available: {', '.join(sorted(allowed))}",
+            )
+    return referenced, unparsed
 
 
 class _TemplateSpans:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from . import ir
 from .fmt_text import (
     filter_line,
+    judge_line,
     plan_line,
     prompt_line,
     sampling_line,
@@ -225,6 +226,8 @@ class _Formatter:
             case ir.Sampling(name=n, members=ms):
                 header = f"sampling {n.value}"
                 return self._block(item, header, n.span.end, ms, self.sampling_member)
+            case ir.Judge(name=n, members=ms):
+                return self._block(item, f"judge {n.value}", n.span.end, ms, self.judge_member)
             case _:
                 t.assert_never(item)
 
@@ -286,6 +289,10 @@ class _Formatter:
     def filter_member(self, m: ir.FilterMember) -> _Out:
         """One setting of a filter block."""
         return self._leaf(m, filter_line(m))
+
+    def judge_member(self, m: ir.JudgeMember) -> _Out:
+        """One member of a judge block."""
+        return self._leaf(m, judge_line(m))
 
     def sampling_member(self, m: ir.SamplingMember) -> _Out:
         """One setting of a sampling block."""

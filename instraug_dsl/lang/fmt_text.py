@@ -164,6 +164,8 @@ def plan_line(m: ir.PlanMember) -> str:
             if isinstance(selector, ir.SelectNames):
                 return "tasks " + ", ".join(n.value for n in selector.names)
             return f"tasks category {string(selector.category)}"
+        case ir.JudgeRef(name=n):
+            return f"judge {n.value}"
         case ir.Filter():  # pragma: no cover - formatted as a block by the caller
             raise TypeError("filter is a block")
         case _:
@@ -187,6 +189,19 @@ def prompt_line(m: ir.PromptMember) -> str:
             return f"take {i.value}"
         case ir.PromptExample(instruction=a, rewrite=b):
             return f"example {string(a)} -> {string(b)}"
+        case _:
+            t.assert_never(m)
+
+
+def judge_line(m: ir.JudgeMember) -> str:
+    """A member of a judge block."""
+    match m:
+        case ir.JudgeModel(value=s):
+            return f"model {string(s)}"
+        case ir.JudgeThreshold(value=v):
+            return f"threshold {v.text}"
+        case ir.PromptSystem() | ir.PromptUser() | ir.PromptDescription():
+            return prompt_line(m)
         case _:
             t.assert_never(m)
 

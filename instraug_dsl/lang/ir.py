@@ -581,8 +581,26 @@ class Filter:
     span: Span
 
 
+@dataclass(frozen=True, slots=True)
+class JudgeRef:
+    """``judge name`` (or ``judge none``): the judge that checks the plan's accepted rewrites."""
+
+    name: Name
+    span: Span
+
+
 PlanMember = (
-    Use | Temperature | TopP | MaxTokens | Model | Seed | Iterations | Attempts | Tasks | Filter
+    Use
+    | Temperature
+    | TopP
+    | MaxTokens
+    | Model
+    | Seed
+    | Iterations
+    | Attempts
+    | Tasks
+    | Filter
+    | JudgeRef
 )
 
 
@@ -598,6 +616,38 @@ class Plan:
     members: tuple[PlanMember, ...]
     span: Span
     default: bool = False
+
+
+# ---- judges
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeModel:
+    """``model "provider/name"``: the model a judge asks (default: the run's model)."""
+
+    value: StringLit
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeThreshold:
+    """``threshold -0.5``: keep a rewrite when log P(yes) - log P(no) is at least this."""
+
+    value: NumberLit
+    span: Span
+
+
+JudgeMember = PromptSystem | PromptUser | PromptDescription | JudgeModel | JudgeThreshold
+
+
+@dataclass(frozen=True, slots=True)
+class Judge:
+    """``judge name { ... }``: a second model pass asking whether a rewrite asks for the
+    same task as its original (templates see ``original`` and ``rewrite``)."""
+
+    name: Name
+    members: tuple[JudgeMember, ...]
+    span: Span
 
 
 # ---- sampling
@@ -655,7 +705,7 @@ class Sampling:
     span: Span
 
 
-Item = Import | TypeAlias | Task | MetaPrompt | Strategies | Bootstrap | Plan | Sampling
+Item = Import | TypeAlias | Task | MetaPrompt | Strategies | Bootstrap | Plan | Sampling | Judge
 
 
 @dataclass(frozen=True, slots=True)

@@ -309,6 +309,19 @@ class Lowering(Transformer[Token, t.Any]):
     def filter_language(self, meta: t.Any, v: ir.Name) -> ir.Language:
         return ir.Language(v, self._span(meta))
 
+    def plan_judge(self, meta: t.Any, v: ir.Name) -> ir.JudgeRef:
+        return ir.JudgeRef(v, self._span(meta))
+
+    # -------------------------------------------------------------- judges
+    def judge_decl(self, meta: t.Any, name: ir.Name, *members: ir.JudgeMember) -> ir.Judge:
+        return ir.Judge(name, members, self._span(meta))
+
+    def judge_model(self, meta: t.Any, v: ir.StringLit) -> ir.JudgeModel:
+        return ir.JudgeModel(v, self._span(meta))
+
+    def judge_threshold(self, meta: t.Any, v: ir.NumberLit) -> ir.JudgeThreshold:
+        return ir.JudgeThreshold(v, self._span(meta))
+
     # ------------------------------------------------------------ sampling
     def sampling_decl(self, meta: t.Any, name: ir.Name, *members: ir.SamplingMember) -> ir.Sampling:
         return ir.Sampling(name, members, self._span(meta))

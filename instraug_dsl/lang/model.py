@@ -8,10 +8,11 @@ errors; the checker guarantees the references it follows exist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import ir
 from .check import (
+    NO_JUDGE,
     REJECTABLE,
     Context,
     prompt_members,
@@ -36,6 +37,9 @@ DEFAULT_DEDUP = 0.7
 DEFAULT_REJECT = REJECTABLE
 #: ``filter { language ... }``: ``any`` leaves the language of rewrites unchecked.
 DEFAULT_LANGUAGE = "any"
+#: A judge keeps a rewrite when log P(yes) - log P(no) of its first answer token is at least
+#: its ``threshold``; 0 means "yes is at least as likely as no".
+DEFAULT_JUDGE_THRESHOLD = 0.0
 DEFAULT_CHOICES_PREFIX = "\n\n[Options]: "
 DEFAULT_SEP = "||||"
 
@@ -153,6 +157,20 @@ class BootstrapSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class JudgeSpec:
+    """A judge: the templates asking whether a rewrite asks for the same task as its
+    original, the model asked (``None``: the run's model) and the decision threshold on
+    log P(yes) - log P(no)."""
+
+    name: str
+    model: str | None
+    system: str | None
+    user: str
+    threshold: float = DEFAULT_JUDGE_THRESHOLD
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PlanSpec:
     """An augmentation plan with inheritance and defaults applied."""
 
@@ -172,6 +190,8 @@ class PlanSpec:
     dedup: float
     reject: tuple[str, ...] = DEFAULT_REJECT
     language: str = DEFAULT_LANGUAGE
+    #: The judge run on accepted rewrites (``None``: no judge).
+    judge: JudgeSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +218,7 @@ class Catalog:
     samplings: dict[str, SamplingSpec]
     source_paths: dict[str, str]
     default_plan: str | None = None
+    judges: dict[str, JudgeSpec] = field(default_factory=dict)
 
 
 def _path(fp: ir.FieldPath) -> tuple[PathKey, ...]:
@@ -313,7 +334,12 @@ def _unresolved_chain(
     return chain, (p.name.value if p is not None and p.name.value in memo else None)
 
 
-def _plan(plan: ir.Plan, ctx: Context, memo: _PlanState | None = None) -> PlanSpec:
+def _plan(
+    plan: ir.Plan,
+    ctx: Context,
+    memo: _PlanState | None = None,
+    judges: dict[str, JudgeSpec] | None = None,
+) -> PlanSpec:
     memo = {} if memo is None else memo
     pending, resolved = _unresolved_chain(plan, ctx, memo)
     found: dict[str, object] = dict(memo[resolved][0]) if resolved else {}
@@ -342,6 +368,8 @@ def _plan(plan: ir.Plan, ctx: Context, memo: _PlanState | None = None) -> PlanSp
                     found[type(m).__name__] = i.value
                 case ir.Model(value=s):
                     found["model"] = s.value
+                case ir.JudgeRef(name=n):
+                    found["judge"] = None if n.value == NO_JUDGE else n.value
                 case ir.Tasks(selector=ir.SelectAll()):
                     found["task_names"], found["task_category"] = None, None
                 case ir.Tasks(selector=ir.SelectNames(names=names)):
@@ -382,6 +410,29 @@ def _plan(plan: ir.Plan, ctx: Context, memo: _PlanState | None = None) -> PlanSp
         dedup=float(found.get("dedup", DEFAULT_DEDUP)),  # type: ignore[arg-type]
         reject=tuple(found.get("reject", DEFAULT_REJECT)),  # type: ignore[arg-type]
         language=str(found.get("language", DEFAULT_LANGUAGE)),
+        judge=(judges or {}).get(str(found["judge"])) if found.get("judge") else None,
+    )
+
+
+def _judge(j: ir.Judge) -> JudgeSpec:
+    found: dict[str, object] = {}
+    for m in j.members:
+        match m:
+            case ir.PromptSystem(template=s) | ir.PromptUser(template=s):
+                found[type(m).__name__] = s.value
+            case ir.PromptDescription(value=s):
+                found["description"] = s.value
+            case ir.JudgeModel(value=s):
+                found["model"] = s.value
+            case ir.JudgeThreshold(value=v):
+                found["threshold"] = v.value
+    return JudgeSpec(
+        name=j.name.value,
+        model=found.get("model"),  # type: ignore[arg-type]
+        system=found.get("PromptSystem"),  # type: ignore[arg-type]
+        user=str(found.get("PromptUser", "")),
+        threshold=float(found.get("threshold", DEFAULT_JUDGE_THRESHOLD)),  # type: ignore[arg-type]
+        description=str(found.get("description", "")),
     )
 
 
@@ -422,12 +473,14 @@ def resolve(ctx: Context) -> Catalog:
         take = next((m.value.value for m in b.members if isinstance(m, ir.PromptTake)), count)
         boots[name] = BootstrapSpec(name, system, user, count, take)
     plan_memo: _PlanState = {}
+    judges = {n: _judge(j) for n, j in ctx.judges.items()}
     return Catalog(
         tasks={n: _task(t, ctx) for n, t in ctx.tasks.items()},
         metaprompts={n: _metaprompts(m, ctx) for n, m in ctx.metaprompts.items()},
         bootstraps=boots,
-        plans={n: _plan(p, ctx, plan_memo) for n, p in ctx.plans.items()},
+        plans={n: _plan(p, ctx, plan_memo, judges) for n, p in ctx.plans.items()},
         samplings={n: _sampling(s) for n, s in ctx.samplings.items()},
         source_paths={n: t.span.path for n, t in ctx.tasks.items()},
         default_plan=next((n for n, p in ctx.plans.items() if p.default), None),
+        judges=judges,
     )

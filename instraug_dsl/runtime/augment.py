@@ -4,7 +4,9 @@ Modes follow from the plan: one temperature is a single run; several temperature
 (MIns+_MT) are already separate requests in the compiled plan, and their accepted rewrites
 are merged into one ``instructions.jsonl`` (deduplication is the dataset stage's job);
 ``iterations N`` (MIns+_Iter) adds N rounds that rephrase the previous round's accepted
-rewrites, derived by the compiler.
+rewrites, derived by the compiler.  A plan's ``judge`` (:mod:`.judge`) looks at every round's
+accepted rewrites before the next round is derived: only the ones it keeps reach
+``instructions.jsonl`` (and the next round); every verdict is in ``judged.jsonl``.
 
 Resume: every completed call is in ``RUN_DIR/cache.sqlite``; re-running the same command
 repeats none of them and, because every file is rebuilt from requests and cached replies in
@@ -24,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..compile import Compiled
+from ..compile.types import Verdict
 from ..contract.compiled import Request
 from ..contract.run import (
     RUN_FORMAT,
@@ -38,15 +41,24 @@ from ..contract.run import (
     write_summary,
 )
 from ..errors import BudgetExceeded, OutputError, UsageError
+from ..lang.check import NO_JUDGE
 from ..lang.lookup import choose_plan
-from ..lang.model import Catalog, PlanSpec
+from ..lang.model import Catalog, JudgeSpec, PlanSpec
 from . import compiler_api
 from .cache import CallCache, call_key
 from .engine import Engine, EngineConfig, attempt_seed
 from .estimate import Estimate, estimate_requests
+from .judge import JudgeRunner, candidates, kept_only
 from .lock import RunLock
-from .outcome import Outcome
-from .outputs import failed_rows, generated_rows, original_rows, rejected_rows, tally
+from .outcome import AttemptRecord, Outcome
+from .outputs import (
+    failed_rows,
+    generated_id,
+    generated_rows,
+    original_rows,
+    rejected_rows,
+    tally,
+)
 from .progress import Progress
 from .secrets import redact_url
 
@@ -64,6 +76,8 @@ class AugmentOptions:
     tasks: tuple[str, ...] | None = None
     limit: int | None = None
     force: bool = False
+    #: ``--judge``: a declared judge to use instead of the plan's, or ``none`` for no judge.
+    judge: str | None = None
 
 
 @dataclass
@@ -75,6 +89,9 @@ class Prepared:
     compiled: Compiled
     requests: list[Request]
     model: str
+    #: The judge this run uses (the plan's, or the ``--judge`` override) and its model.
+    judge: JudgeSpec | None = None
+    judge_model: str | None = None
 
     @property
     def compiled_count(self) -> int:
@@ -119,7 +136,24 @@ def prepare(
             raise UsageError("--limit must be at least 1")
         requests = requests[: options.limit]
     model = options.engine.model or plan.model
-    return Prepared(catalog, plan, compiled, requests, model)
+    judge = _choose_judge(catalog, plan, options.judge)
+    judge_model = (judge.model or model) if judge is not None else None
+    return Prepared(catalog, plan, compiled, requests, model, judge, judge_model)
+
+
+def _choose_judge(catalog: Catalog, plan: PlanSpec, override: str | None) -> JudgeSpec | None:
+    """The plan's judge, or the one ``--judge`` names (``none``: no judge)."""
+    if override is None:
+        return plan.judge
+    if override == NO_JUDGE:
+        return None
+    found = catalog.judges.get(override)
+    if found is None:
+        close = difflib.get_close_matches(override, sorted(catalog.judges), n=1)
+        known = ", ".join(f"`{n}`" for n in sorted(catalog.judges)) or "none is declared"
+        hint = f"did you mean `{close[0]}`?" if close else f"judges: {known}"
+        raise UsageError(f"--judge names an unknown judge `{override}` ({hint})")
+    return found
 
 
 def check_output_dir(path: Path, *, force: bool = False) -> RunDir:
@@ -151,9 +185,15 @@ def first_call_key(request: Request, config: EngineConfig) -> str:
     )
 
 
-def preflight(prepared: Prepared, options: AugmentOptions, cache: CallCache) -> Estimate:
-    """Estimate what is left to send; refuse to start when it is above the budget."""
-    todo = [r for r in prepared.requests if not cache.contains(first_call_key(r, options.engine))]
+def preflight(
+    prepared: Prepared, options: AugmentOptions, cache: CallCache, engine: Engine | None = None
+) -> Estimate:
+    """Estimate what is left to send; refuse to start when it is above the budget.
+
+    With the run's `engine`, first calls are looked up under the keys it will use (a
+    constrained call has its own key)."""
+    key = engine.first_key if engine is not None else lambda r: first_call_key(r, options.engine)
+    todo = [r for r in prepared.requests if not cache.contains(key(r))]
     est = estimate_requests(todo, prepared.model)
     budget = options.engine.budget_usd
     if budget is not None and est.cost_usd > budget:
@@ -187,7 +227,6 @@ async def augment_async(
                     f"{cache.set_aside.name}; starting a new call cache",
                     file=sys.stderr,
                 )
-            estimate = preflight(prepared, options, cache)
             validators = compiler_api.Validators(prepared.compiled)
             engine = Engine(
                 options.engine,
@@ -195,21 +234,44 @@ async def augment_async(
                 validators.evaluator(),
                 attempts=prepared.plan.attempts,
                 progress=shown,
+                constraint_of=validators.constraint_of(),
             )
+            estimate = preflight(prepared, options, cache, engine)
+            judge = None
+            if prepared.judge is not None and prepared.judge_model is not None:
+                judge = JudgeRunner(
+                    prepared.judge,
+                    prepared.judge_model,
+                    cache,
+                    engine,
+                    notify=None if type(shown) is Progress else _say,
+                )
             try:
-                outcomes = await _rounds(prepared, engine, validators, run)
+                outcomes = await _rounds(prepared, engine, validators, run, judge)
             finally:
                 shown.stop()
             summary = _write_outputs(
-                prepared, options, run, outcomes, engine, estimate, time.monotonic() - started
+                prepared,
+                options,
+                run,
+                outcomes,
+                engine,
+                estimate,
+                time.monotonic() - started,
+                judge,
             )
     return AugmentResult(run_dir, summary, tuple(outcomes))
 
 
 async def _rounds(
-    prepared: Prepared, engine: Engine, validators: compiler_api.Validators, run: RunDir
+    prepared: Prepared,
+    engine: Engine,
+    validators: compiler_api.Validators,
+    run: RunDir,
+    judge: JudgeRunner | None = None,
 ) -> list[Outcome]:
-    """Round 0 is the compiled requests; each further round rephrases the last one's output."""
+    """Round 0 is the compiled requests; each further round rephrases the last one's output
+    (with a judge: the part of it the judge kept)."""
     from ..contract.compiled import write_round
 
     everything: list[Outcome] = []
@@ -219,13 +281,29 @@ async def _rounds(
             if engine.stop_reason is not None:
                 break
             previous = [o for o in everything if o.request.iteration == iteration - 1]
+            if judge is not None:
+                previous = kept_only(previous, judge.kept, _row_id)
             requests = compiler_api.derive(prepared.compiled, validators, previous, iteration)
             write_round(run.compiled, iteration, requests)
             if not requests:
                 break
         engine.progress.start(len(requests), f"round {iteration}")
-        everything.extend(await engine.run(requests))
+        done = await engine.run(requests)
+        everything.extend(done)
+        if judge is not None:
+            await judge.run(candidates(generated_rows(done), prepared.catalog))
     return everything
+
+
+def _say(text: str) -> None:
+    print(f"iatc: {text}", file=sys.stderr, flush=True)
+
+
+def _row_id(outcome: Outcome, attempt: AttemptRecord, index: int, verdict: Verdict) -> str:
+    """The ``instructions.jsonl`` id of an accepted rewrite (as `generated_rows` makes it)."""
+    req = outcome.request
+    template = req.lead + (verdict.restored or "") + req.trail
+    return generated_id(req.id, attempt.number, index, template)
 
 
 def _versions() -> dict[str, str]:
@@ -246,10 +324,18 @@ def _write_outputs(
     engine: Engine,
     estimate: Estimate,
     wall: float,
+    judge: JudgeRunner | None = None,
 ) -> Summary:
     augmented = {r.task for r in prepared.requests}
     originals = original_rows(prepared.catalog, augmented)
     generated = generated_rows(outcomes, compiler_api.rewrite_id)
+    n_judged = 0
+    if judge is not None:
+        kept = judge.kept
+        generated = [g for g in generated if g.id in kept]
+        n_judged = write_rows(run.judged, judge.rows)
+    else:
+        run.judged.unlink(missing_ok=True)  # left by an earlier run of this folder with a judge
     n_instr = write_rows(run.instructions, [*originals, *generated])
     n_rej = write_rows(run.rejected, rejected_rows(outcomes))
     n_fail = write_rows(run.failed, failed_rows(outcomes))
@@ -282,7 +368,7 @@ def _write_outputs(
             for i in range(plan.iterations + 1)
             if any(o.request.iteration == i for o in outcomes)
         ),
-        outputs=OutputCounts(n_instr, len(originals), len(generated), n_rej, n_fail),
+        outputs=OutputCounts(n_instr, len(originals), len(generated), n_rej, n_fail, n_judged),
         skipped=compiler_api.skipped(prepared.compiled),
         run=InvocationFacts(
             estimate=EstimateFacts(
@@ -300,8 +386,12 @@ def _write_outputs(
             concurrency=options.engine.concurrency,
             rate_limit_cuts=engine.limiter.cuts,
             fresh=options.fresh,
+            judge_calls_made=judge.calls_made if judge else 0,
+            judge_cache_hits=judge.cache_hits if judge else 0,
+            judge_wall_time_s=round(judge.wall_time_s, 3) if judge else 0.0,
         ),
         versions=_versions(),
+        judge=judge.summary() if judge is not None else None,
     )
     write_summary(run.summary, summary)
     return summary

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +31,9 @@ from typing import NoReturn
 
 from ..errors import DataError, OutputError
 from ..fsio import describe_os_error
+
+#: Free bytes below which an I/O error of SQLite is taken for a full disk.
+_NEARLY_FULL = 1 << 20
 
 #: Bump when the key recipe or the row layout changes: old caches then simply miss.
 CACHE_VERSION = 1
@@ -72,9 +76,15 @@ def call_key(
     seed: int | None,
     attempt: int,
     messages: Sequence[Mapping[str, str]],
+    constraint: str | None = None,
 ) -> str:
-    """The cache key of one call: a SHA-256 over every input that shapes the reply."""
-    payload = {
+    """The cache key of one call: a SHA-256 over every input that shapes the reply.
+
+    ``constraint`` names the decoding constraint the call was sent with (``Capability.tag``:
+    the form and a digest of what was sent); an unconstrained call has none, and its key is
+    the same as before constraints existed.
+    """
+    payload: dict[str, object] = {
         "v": CACHE_VERSION,
         "request": request,
         "model": model,
@@ -86,6 +96,8 @@ def call_key(
         "attempt": attempt,
         "messages": [[m["role"], m["content"]] for m in messages],
     }
+    if constraint is not None:
+        payload["constraint"] = constraint
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -107,9 +119,18 @@ def _is_damage(exc: sqlite3.Error) -> bool:
     return "malformed" in text or "not a database" in text
 
 
-def _is_full(exc: sqlite3.Error) -> bool:
+def _is_full(exc: sqlite3.Error, path: Path) -> bool:
+    """SQLITE_FULL, or an I/O error on a disk with (almost) no room left: SQLite reports a
+    failed write of its WAL index or journal as a plain "disk I/O error"."""
     name = getattr(exc, "sqlite_errorname", "") or ""
-    return name == "SQLITE_FULL" or "disk is full" in str(exc).lower()
+    if name == "SQLITE_FULL" or "disk is full" in str(exc).lower():
+        return True
+    if not (name.startswith("SQLITE_IOERR") or "disk i/o error" in str(exc).lower()):
+        return False
+    try:
+        return shutil.disk_usage(path.parent).free < _NEARLY_FULL
+    except OSError:
+        return False
 
 
 def damaged_name(path: Path) -> Path:
@@ -206,7 +227,7 @@ class CallCache:
                 f"{self.path}: the call cache is damaged ({exc}); run again with --fresh to set "
                 f"it aside as {damaged_name(self.path).name} and start a new cache"
             ) from None
-        if _is_full(exc):
+        if _is_full(exc, self.path):
             raise OutputError(f"cannot write {self.path}: no space left on device") from None
         raise OutputError(f"cannot use the call cache {self.path}: {exc}") from None
 

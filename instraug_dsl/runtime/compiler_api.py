@@ -14,7 +14,8 @@ from ..compile.types import Verdict
 from ..contract.compiled import Request, ValidatorSpec
 from ..contract.run import Skipped
 from ..lang.model import Catalog
-from .engine import Evaluator
+from .constrain import Constraint, reply_token_bound
+from .engine import ConstraintOf, Evaluator
 from .outcome import Outcome
 
 
@@ -41,6 +42,30 @@ class Validators:
             return tuple(evaluate_reply(request, table[request.validator], text))
 
         return evaluate
+
+    def constraint_of(self) -> ConstraintOf:
+        """The decoding constraint of a request: its validator's exported grammar and regex
+        (whole-reply forms), which accept exactly the replies of valid token structure, and
+        the reply length past which its length rule cannot pass."""
+        table = self.table
+        made: dict[str, Constraint] = {}
+
+        def constraint(request: Request) -> Constraint | None:
+            found = made.get(request.validator)
+            if found is None:
+                spec = table.get(request.validator)
+                if spec is None or not spec.gbnf or not spec.reply_regex:
+                    return None
+                bound = reply_token_bound(
+                    spec.source_words,
+                    spec.length_ratio[1],
+                    sum(rule.count for rule in spec.tokens),
+                )
+                found = Constraint(spec.gbnf, spec.reply_regex, bound)
+                made[request.validator] = found
+            return found
+
+        return constraint
 
 
 def accepted_bodies(outcomes: Sequence[Outcome]) -> list[tuple[Request, str]]:

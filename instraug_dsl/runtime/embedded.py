@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import hashlib
 import importlib
 import json
@@ -39,6 +40,10 @@ GGUF_ENV = "IATC_GGUF"
 THREADS_ENV = "IATC_THREADS"
 N_CTX = 2048
 DEFAULT_MAX_TOKENS = 256
+#: Parsed grammars kept per model (a run has one per validator; the oldest is freed first).
+MAX_GRAMMARS = 1024
+#: Constrained decoding checks the grammar against this many most likely tokens first.
+GRAMMAR_TOP_K = 40
 EXTRA_HINT = (
     'install the embedded model with: pip install "instraug-dsl[embedded]" '
     "(it compiles llama.cpp from source, about 9 minutes on 2 cores)"
@@ -78,11 +83,16 @@ MODELS: dict[str, ModelSpec] = {
 
 @dataclass
 class _Slot:
-    """One loaded model: llama.cpp has a single context, so one lock guards it."""
+    """One loaded model: llama.cpp has a single context, so one lock guards it.
+
+    ``grammars`` holds llama.cpp's parsed grammar sampler of every grammar text used so far
+    (the requests of one validator share one; reset before each use; at most `MAX_GRAMMARS`).
+    """
 
     llm: Any
     lock: threading.Lock = field(default_factory=threading.Lock)
     formatter: Any = None
+    grammars: dict[str, Any] = field(default_factory=dict)
 
 
 _files_lock = threading.Lock()
@@ -260,6 +270,7 @@ def _close_all() -> None:
     already gone and prints a TypeError traceback."""
     with _slots_lock:
         for slot in _slots.values():
+            _free_grammars(slot, keep=0)
             slot.llm.close()
         _slots.clear()
 
@@ -316,8 +327,14 @@ def generate(
 ) -> Generation:
     """Blocking chat completion with `model`; stops at `timeout` seconds or when `cancel` is set.
 
-    `sampling` may hold temperature, top_p, max_tokens and seed. The deadline is checked at
-    every generated token (prompt evaluation itself cannot be interrupted).
+    `sampling` may hold temperature, top_p, max_tokens, seed and grammar (a GBNF text the
+    reply must match: constrained decoding). The deadline is checked at every generated token
+    (prompt evaluation itself cannot be interrupted).
+
+    Consecutive calls that share a prompt prefix (the same meta-prompt; a re-ask and the
+    attempt it follows) evaluate only the new tail: llama.cpp keeps the last prompt's KV cache
+    and compares the new prompt's tokens with it.  Nothing here resets it: counting tokens
+    only tokenizes, and closing the stream leaves the cache as it is.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     model = model.removeprefix("embedded/")
@@ -349,6 +366,7 @@ def _generate_locked(
             f"embedded/{model}: prompt is {prompt_tokens} tokens; the context holds {N_CTX}",
         )
     max_tokens = min(int(sampling.get("max_tokens", DEFAULT_MAX_TOKENS)), N_CTX - prompt_tokens)
+    grammar = _grammar(slot, model, sampling.get("grammar"))
     try:
         stream = slot.llm.create_chat_completion(
             messages=list(messages),
@@ -357,6 +375,7 @@ def _generate_locked(
             max_tokens=max_tokens,
             seed=sampling.get("seed"),
             stream=True,
+            logits_processor=None if grammar is None else _logits_processors(grammar),
         )
         parts: list[str] = []
         try:
@@ -375,6 +394,117 @@ def _generate_locked(
     text = "".join(parts)
     completion_tokens = len(slot.llm.tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
     return Generation(text, prompt_tokens, completion_tokens)
+
+
+def _grammar(slot: _Slot, model: str, text: object) -> GrammarFilter | None:
+    """A `GrammarFilter` for a GBNF `text` (None for no grammar); the grammar is parsed once
+    per text and model.
+
+    llama.cpp crashes the process on a grammar it cannot parse, so a text is parsed here
+    first, where a bad one is a fatal `BackendError`.
+    """
+    if text is None:
+        return None
+    if not isinstance(text, str) or not text.strip():
+        raise BackendError("fatal", f"embedded/{model}: the grammar must be a GBNF text")
+    parsed = slot.grammars.get(text)
+    if parsed is None:
+        import llama_cpp
+
+        parsed = llama_cpp.llama_sampler_init_grammar(
+            slot.llm._model.vocab, text.encode("utf-8"), b"root"
+        )
+        if not parsed:
+            raise BackendError("fatal", f"embedded/{model}: llama.cpp cannot parse the grammar")
+        _free_grammars(slot, keep=MAX_GRAMMARS - 1)
+        slot.grammars[text] = parsed
+    return GrammarFilter(parsed)
+
+
+def _free_grammars(slot: _Slot, keep: int) -> None:
+    """Free the oldest parsed grammars of `slot` until at most `keep` are left."""
+    if not slot.grammars:
+        return
+    import llama_cpp
+
+    while len(slot.grammars) > keep:
+        llama_cpp.llama_sampler_free(slot.grammars.pop(next(iter(slot.grammars))))
+
+
+def _logits_processors(grammar: GrammarFilter) -> Any:
+    from llama_cpp import LogitsProcessorList
+
+    return LogitsProcessorList([grammar])
+
+
+class GrammarFilter:
+    """Constrained decoding: masks every token the grammar does not allow at this step.
+
+    llama-cpp-python's own ``grammar=`` runs llama.cpp's grammar sampler over the whole
+    vocabulary (151,646 tokens for Qwen2.5) at every step: ~14 ms of one core per token,
+    about as long as decoding the token itself on 2 threads.  This filter (a documented
+    ``logits_processor``, the first stage of the sampler chain) asks the same grammar about
+    the `GRAMMAR_TOP_K` most likely tokens first, the only ones the ``top_k`` stage after it
+    would keep anyway, and about the whole vocabulary only when none of them is allowed:
+    ~3 ms per token.  What it lets through is exactly what the grammar allows; the tokens it
+    keeps are the allowed ones among the most likely (the grammar-first chain would keep
+    the most likely allowed ones: they differ only when fewer than ``top_k`` of the most
+    likely are allowed, among tokens ``top_p``/``min_p`` then mostly drop).
+
+    The grammar's state follows the tokens generated so far: each step first accepts the
+    tokens added since the last one (``input_ids`` is prompt + reply so far).
+    """
+
+    def __init__(self, parsed: Any) -> None:
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        self._grammar = parsed
+        self._seen: int | None = None
+        llama_cpp.llama_sampler_reset(parsed)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import numpy as np
+
+        if self._seen is None:
+            self._seen = len(input_ids)
+        else:
+            for token in input_ids[self._seen :]:
+                self._llama_cpp.llama_sampler_accept(self._grammar, int(token))
+            self._seen = len(input_ids)
+        k = min(GRAMMAR_TOP_K, len(scores))
+        top = np.argpartition(scores, -k)[-k:]
+        allowed = self._allowed(top, scores[top])
+        if allowed.size == 0:  # none of the most likely: ask about every token
+            allowed = self._allowed(np.arange(len(scores)), scores)
+        out = np.full_like(scores, -np.inf)
+        out[allowed] = scores[allowed]
+        return out
+
+    def _allowed(self, ids: Any, logits: Any) -> Any:
+        """The token ids among `ids` the grammar allows next."""
+        import ctypes
+
+        import numpy as np
+
+        cpp = self._llama_cpp
+        data = np.empty(len(ids), dtype=_token_data())
+        data["id"] = ids
+        data["logit"] = logits
+        data["p"] = 0.0
+        array = cpp.llama_token_data_array(
+            data.ctypes.data_as(cpp.llama_token_data_p), len(data), -1, False
+        )
+        cpp.llama_sampler_apply(self._grammar, ctypes.byref(array))
+        return data["id"][np.isfinite(data["logit"])]
+
+
+@functools.cache
+def _token_data() -> Any:
+    """``llama_token_data`` (id, logit, p) as a numpy dtype."""
+    import numpy as np
+
+    return np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 
 
 async def agenerate(

@@ -8,6 +8,11 @@ is retried with exponential back-off and jitter (rate limits honour ``Retry-Afte
 shrink the AIMD concurrency window). Completed calls are committed to the `CallCache` as they
 finish, so an interrupted run resumes without repeating any of them.
 
+Constrained decoding: where the provider can take it (`constrain.capability`) and the config
+does not say ``constrain="off"``, every call of a request, re-asks included, carries the
+grammar/regex of the request's validator (`ConstraintOf`), and its cache key records which
+constraint was sent.
+
 Every request ends as exactly one `Outcome` (accepted, rejected or failed), returned in the
 order the requests were given, whatever order they completed in.
 """
@@ -19,6 +24,7 @@ import hashlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..compile import GENERIC_REASK
 from ..compile.types import Verdict
@@ -26,12 +32,23 @@ from ..contract.compiled import Request
 from ..errors import ProviderError
 from . import llm
 from .cache import CachedCall, CallCache, call_key
+from .constrain import Capability, ConstrainMode, Constraint, capability, provider_of
 from .limiter import AIMDLimiter
 from .outcome import AttemptRecord, Outcome
 from .progress import Progress
 
 #: Validates one reply of one request (the compiler's ``evaluate_reply`` with its validator).
 Evaluator = Callable[[Request, str], tuple[Verdict, ...]]
+#: The decoding constraint of one request (its validator's exported grammar and regex).
+ConstraintOf = Callable[[Request], Constraint | None]
+#: ``auto``: the best order and worker count for the model (see `Engine._schedule`);
+#: ``fifo``: request order and twice the workers for every model (the behaviour before
+#: in-process models were scheduled apart; kept for benchmarks).
+Schedule = Literal["auto", "fifo"]
+#: What the attempt after a rejected reply sends: ``correct`` the original messages, the bad
+#: reply and the validator's correction (a re-ask); ``resample`` the original messages again
+#: (a new seed: a fresh draw).
+Reask = Literal["correct", "resample"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +57,8 @@ class EngineConfig:
 
     ``model`` overrides each request's plan model when set. ``timeout`` is the per-call
     deadline in seconds; ``max_retries`` bounds transport retries of one call.
+    ``constrain`` is ``auto`` (constrained decoding where the provider supports it) or
+    ``off``; ``schedule`` see `Schedule`.
     """
 
     model: str | None = None
@@ -51,6 +70,9 @@ class EngineConfig:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     budget_usd: float | None = None
+    constrain: ConstrainMode = "auto"
+    schedule: Schedule = "auto"
+    reask: Reask = "correct"
 
 
 def default_concurrency(model: str) -> int:
@@ -118,6 +140,8 @@ class Engine:
     evaluate: Evaluator
     attempts: int = 3
     progress: Progress = field(default_factory=Progress)
+    constraint_of: ConstraintOf | None = None
+    constrained_calls: int = 0
     spent_usd: float = 0.0
     stop_reason: str | None = None
     fatal: llm.BackendError | None = None
@@ -178,7 +202,7 @@ class Engine:
         )
 
     def _workers(self) -> int:
-        if self._in_process:
+        if self._in_process and self.config.schedule == "auto":
             # llama.cpp computes one sequence at a time and keeps the last prompt's KV cache:
             # exactly `concurrency` workers, so a re-ask is sent right after its own attempt
             # (and reuses that attempt's prompt prefix) instead of queueing behind another
@@ -196,7 +220,7 @@ class Engine:
         """
         self._in_process = self._local(requests)
         order = list(range(len(requests)))
-        if self._in_process:
+        if self._in_process and self.config.schedule == "auto":
             order.sort(
                 key=lambda i: (
                     requests[i].iteration,
@@ -243,7 +267,8 @@ class Engine:
             records.append(record)
             if record.accepted:
                 return Outcome(request, model, "accepted", tuple(records), tries=tries)
-            messages = reask_messages(request, result.text, verdicts)
+            if self.config.reask == "correct":
+                messages = reask_messages(request, result.text, verdicts)
         return Outcome(request, model, "rejected", tuple(records))
 
     def _stopped(self, request: Request, model: str, records: list[AttemptRecord]) -> Outcome:
@@ -263,17 +288,8 @@ class Engine:
     ) -> tuple[CachedCall, bool, int]:
         """One call, from the cache or the model with transport retries."""
         cfg = self.config
-        key = call_key(
-            request=request.id,
-            model=model,
-            api_base=cfg.api_base,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            max_tokens=request.max_tokens,
-            seed=seed,
-            attempt=attempt,
-            messages=messages,
-        )
+        constraint, able = self.constraint(request, model)
+        key = self._key(request, model, messages, attempt, seed, constraint, able)
         hit = self.cache.get(key)
         if hit is not None:
             self.progress.call_done(hit.prompt_tokens, hit.completion_tokens, hit.cost_usd, True)
@@ -283,11 +299,12 @@ class Engine:
             messages=messages,
             temperature=request.temperature,
             top_p=request.top_p,
-            max_tokens=request.max_tokens,
+            max_tokens=_max_tokens(request, constraint),
             seed=seed,
             timeout=cfg.timeout,
             api_base=cfg.api_base,
             api_key=cfg.api_key,
+            constraint=constraint,
         )
         tries = 0
         while True:
@@ -308,6 +325,7 @@ class Engine:
                         slot.neutral()
                     error = exc
             if error is None:
+                self.constrained_calls += constraint is not None
                 stored = CachedCall(
                     result.text,
                     result.prompt_tokens,
@@ -325,6 +343,13 @@ class Engine:
             if error.kind == "oversize":  # paid, and asking again would likely pay again
                 raise _CallFailed(error, tries)
             if error.kind == "fatal":
+                if able is not None and not self._any_success and "rejected" in error.message:
+                    # e.g. a server that refuses unknown body fields
+                    error = llm.BackendError(
+                        "fatal",
+                        f"{error.message} (the call was constrained with {able.name} fields; "
+                        "--constrain off sends none)",
+                    )
                 if not self._any_success:  # nothing has worked: the setup is wrong, stop all
                     self.fatal = self.fatal or error
                     self.stop_reason = self.stop_reason or "fatal"
@@ -333,11 +358,63 @@ class Engine:
                 raise _CallFailed(error, tries)
             await asyncio.sleep(backoff_delay(tries, error, cfg))
 
+    def constraint(
+        self, request: Request, model: str
+    ) -> tuple[Constraint | None, Capability | None]:
+        """The constraint the calls of `request` carry, and the provider capability sending it
+        (both None when unconstrained: ``constrain="off"``, no `ConstraintOf`, a provider
+        without the capability, or a request without a constraint)."""
+        if self.config.constrain == "off" or self.constraint_of is None:
+            return None, None
+        able = capability(provider_of(model), self.config.api_base)
+        if able is None:
+            return None, None
+        constraint = self.constraint_of(request)
+        return (constraint, able) if constraint is not None else (None, None)
+
+    def first_key(self, request: Request) -> str:
+        """The cache key of a request's first attempt (what a resume still has to send)."""
+        model = self.model_for(request)
+        messages = tuple({"role": m.role, "content": m.content} for m in request.messages)
+        constraint, able = self.constraint(request, model)
+        seed = attempt_seed(request.seed, 1)
+        return self._key(request, model, messages, 1, seed, constraint, able)
+
+    def _key(
+        self,
+        request: Request,
+        model: str,
+        messages: tuple[dict[str, str], ...],
+        attempt: int,
+        seed: int,
+        constraint: Constraint | None,
+        able: Capability | None,
+    ) -> str:
+        return call_key(
+            request=request.id,
+            model=model,
+            api_base=self.config.api_base,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            max_tokens=_max_tokens(request, constraint),
+            seed=seed,
+            attempt=attempt,
+            messages=messages,
+            constraint=able.tag(constraint) if constraint is not None and able else None,
+        )
+
     def _charge(self, cost: float) -> None:
         self.spent_usd += cost
         budget = self.config.budget_usd
         if budget is not None and self.spent_usd >= budget and self.stop_reason is None:
             self.stop_reason = "budget"
+
+
+def _max_tokens(request: Request, constraint: Constraint | None) -> int:
+    """The reply bound of a call: the request's, or the constraint's if lower."""
+    if constraint is None or constraint.max_tokens is None:
+        return request.max_tokens
+    return max(1, min(request.max_tokens, constraint.max_tokens))
 
 
 async def complete_with_retries(call: llm.LLMCall, config: EngineConfig) -> llm.LLMResult:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from ..lang.model import DEFAULT_MODEL  # the one default model, declared with the plans
+from .constrain import Constraint, capability
 
 T = TypeVar("T")
 
@@ -55,6 +56,9 @@ class LLMCall:
     timeout: float
     api_base: str | None = None
     api_key: str | None = None
+    #: The reply's shape for constrained decoding (set by the engine only for providers
+    #: with a capability in `constrain.CAPABILITIES`).
+    constraint: Constraint | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +176,11 @@ async def _local_generate_async(provider: str, kwargs: Mapping[str, Any]) -> Any
 
 def _sampling(params: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("temperature", "top_p", "max_tokens", "seed")
-    return {key: params[key] for key in keys if params.get(key) is not None}
+    sampling = {key: params[key] for key in keys if params.get(key) is not None}
+    extra = params.get("extra_body")
+    if isinstance(extra, Mapping) and isinstance(extra.get("grammar"), str):
+        sampling["grammar"] = extra["grammar"]  # constrained decoding (`constrain.GRAMMAR`)
+    return sampling
 
 
 def _fill_response(litellm: Any, kwargs: Mapping[str, Any], provider: str, reply: Any) -> Any:
@@ -339,6 +347,8 @@ def _request(litellm: Any, call: LLMCall) -> dict[str, Any]:
         kwargs["seed"] = call.seed
     if call.api_base:
         kwargs["api_base"] = call.api_base
+    if call.constraint is not None:
+        kwargs["extra_body"] = _constraint_body(provider, call, call.constraint)
     if provider in LOCAL_PROVIDERS:
         return kwargs
     if not _is_priced(litellm, call.model):
@@ -366,6 +376,14 @@ def _request(litellm: Any, call: LLMCall) -> dict[str, Any]:
         # reply past the bound (OpenAI and every OpenAI-compatible server).
         kwargs["client"] = openai_client(call.api_base, kwargs.get("api_key"), call.timeout)
     return kwargs
+
+
+def _constraint_body(provider: str, call: LLMCall, constraint: Constraint) -> dict[str, Any]:
+    """The ``extra_body`` fields carrying `constraint` (see :mod:`.constrain`)."""
+    able = capability(provider, call.api_base)
+    if able is None:
+        raise BackendError("fatal", f"{call.model}: this provider takes no decoding constraint")
+    return able.extra_body(constraint)
 
 
 # Per-process memos of litellm lookups that depend only on the model name: the engine asks
@@ -549,3 +567,102 @@ def _retry_after(exc: Exception) -> float | None:
         except (TypeError, ValueError, AttributeError):
             continue
     return None
+
+
+# ------------------------------------------------------- log-probabilities of reply tokens
+# Used by the judge (runtime/judge.py), kept apart from `acomplete` on purpose.
+
+
+@dataclass(frozen=True, slots=True)
+class TokenChoices:
+    """One position of a reply: the token generated there and the most likely tokens at that
+    position with their log-probabilities (most likely first)."""
+
+    token: str
+    top: tuple[tuple[str, float], ...]
+
+
+async def acomplete_logprobs(
+    call: LLMCall, top: int = 5
+) -> tuple[LLMResult, tuple[TokenChoices, ...] | None]:
+    """`acomplete` asking for log-probabilities (``logprobs=True, top_logprobs=top``).
+
+    Returns the result and the choices at every position of the reply, or ``None`` when the
+    provider sent none (litellm drops the parameters for providers without them, and the
+    in-process providers have none).  Errors, credential masking and the reply bound are those
+    of `acomplete`.
+    """
+    from . import replycap
+    from .secrets import call_secrets, mask_known, redact
+
+    secrets = call_secrets(call.api_key, call.api_base)
+    try:
+        try:
+            litellm = _litellm()
+            ensure_providers_registered()
+            kwargs = _request(litellm, call)
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = top
+            start = time.monotonic()
+            with replycap.bounded(replycap.reply_limit(call.max_tokens)):
+                response = await asyncio.wait_for(
+                    litellm.acompletion(**kwargs), timeout=call.timeout
+                )
+            result = _result(response, call, time.monotonic() - start)
+        except BackendError:
+            raise
+        except TimeoutError:
+            raise BackendError(
+                "timeout", f"{call.model}: no reply within the {call.timeout:g} s deadline"
+            ) from None
+        except Exception as exc:
+            raise _classify(exc, call) from None
+    except BackendError as exc:
+        raise BackendError(exc.kind, redact(exc.message, secrets), exc.retry_after) from None
+    text = mask_known(result.text, secrets)
+    if text != result.text:
+        result = dataclasses.replace(result, text=text)
+    choices = _token_choices(response)
+    if choices is not None:
+        choices = tuple(
+            TokenChoices(
+                mask_known(c.token, secrets),
+                tuple((mask_known(tok, secrets), lp) for tok, lp in c.top),
+            )
+            for c in choices
+        )
+    return result, choices
+
+
+def _field(obj: Any, name: str) -> Any:
+    """``obj.name`` or ``obj[name]``: litellm hands over objects or plain dicts."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _token_choices(response: Any) -> tuple[TokenChoices, ...] | None:
+    """The per-token choices of the first choice of `response`, or None if there are none."""
+    try:
+        logprobs = _field(response.choices[0], "logprobs")
+    except (AttributeError, IndexError, TypeError):
+        return None
+    content = _field(logprobs, "content") if logprobs is not None else None
+    if not content:
+        return None
+    out = []
+    for position in content:
+        token = _field(position, "token")
+        if not isinstance(token, str):
+            continue
+        top = []
+        for entry in _field(position, "top_logprobs") or ():
+            tok, lp = _field(entry, "token"), _field(entry, "logprob")
+            if isinstance(tok, str) and isinstance(lp, int | float) and math.isfinite(lp):
+                top.append((tok, float(lp)))
+        lp_own = _field(position, "logprob")
+        if not top and isinstance(lp_own, int | float) and math.isfinite(lp_own):
+            top.append((token, float(lp_own)))
+        top.sort(key=lambda kv: -kv[1])
+        out.append(TokenChoices(token, tuple(top)))
+    return tuple(out) or None

@@ -55,6 +55,20 @@ def summary_table(summary: Summary, stream: TextIO) -> None:
         highlight=False,
         markup=False,
     )
+    judge = summary.judge
+    if judge is not None:
+        per_task = ", ".join(
+            f"{task} {row.judged_out}" for task, row in judge.per_task.items() if row.judged_out
+        )
+        console.print(
+            f"judge {judge.name} on {judge.model} (threshold {judge.threshold:g}): "
+            f"{judge.reconciliation}"
+            + (f"; judged out per task: {per_task}" if per_task else "")
+            + f"; {run.judge_calls_made} judge calls made, {run.judge_cache_hits} from cache; "
+            f"{run.judge_wall_time_s:.1f} s",
+            highlight=False,
+            markup=False,
+        )
     if run.stopped == "budget" and run.budget_usd is not None:
         console.print(
             f"stopped at the budget of ${run.budget_usd:g}: run again with a higher "
