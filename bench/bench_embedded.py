@@ -11,11 +11,14 @@ repetition, each in a fresh run directory (fresh call cache).  Configurations, i
 so a load spike from other processes hits them alike:
 
 * ``before``      -- the old behaviour: request order, twice the workers (two calls in flight,
-                     so a re-ask queues behind another request's call), no constraint
-                     (``EngineConfig(schedule="fifo", constrain="off")``);
-* ``grouped``     -- the new schedule alone (meta-prompt groups, one worker), no constraint;
-* ``constrained`` -- the validators' grammar alone (old schedule);
-* ``after``       -- the defaults (``EngineConfig()``: new schedule and ``constrain auto``).
+                     so a re-ask queues behind another request's call and loses llama.cpp's
+                     cached prefix), no constraint, correcting re-asks
+                     (``EngineConfig(schedule="fifo", constrain="off", reask="correct")``);
+* ``grouped``     -- the new schedule alone (meta-prompt groups, one worker);
+* ``constrained`` -- the new schedule and the validators' grammar, correcting re-asks;
+* ``after``       -- the defaults (``EngineConfig()``): new schedule, ``constrain auto`` (the
+                     grammar, with the word bound) and ``reask auto`` (a rejected reply is
+                     followed by a fresh draw of the same prompt).
 
 Printed per configuration (median over repetitions): acceptance rate (accepted requests /
 requests), calls, calls per accepted rewrite, re-asks and the rewrites they produced, token
@@ -58,11 +61,10 @@ TOKEN_CODES = frozenset(
     }
 )
 CONFIGS: dict[str, dict[str, str]] = {
-    "before": {"schedule": "fifo", "constrain": "off"},
-    "grouped": {"schedule": "auto", "constrain": "off"},
-    "constrained": {"schedule": "fifo", "constrain": "auto"},
-    "after": {"schedule": "auto", "constrain": "auto"},
-    "resample": {"schedule": "auto", "constrain": "auto", "reask": "resample"},
+    "before": {"schedule": "fifo", "constrain": "off", "reask": "correct"},
+    "grouped": {"schedule": "auto", "constrain": "off", "reask": "correct"},
+    "constrained": {"schedule": "auto", "constrain": "auto", "reask": "correct"},
+    "after": {"schedule": "auto", "constrain": "auto", "reask": "auto"},
 }
 
 
@@ -110,7 +112,7 @@ def run_once(name: str, catalog: Any, texts: dict[str, str], keep: Path | None) 
         concurrency=1,
         constrain="off" if cfg["constrain"] == "off" else "auto",
         schedule="fifo" if cfg["schedule"] == "fifo" else "auto",
-        reask="resample" if cfg.get("reask") == "resample" else "correct",
+        reask="correct" if cfg["reask"] == "correct" else "auto",
     )
     with tempfile.TemporaryDirectory(prefix="iatc-bench-embedded-") as tmp:
         run_dir = Path(tmp) / "run"

@@ -14,10 +14,13 @@ import hashlib
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from run_small_support import INSTANCES
 from typer.testing import CliRunner
 
@@ -47,7 +50,8 @@ def iatc(*args: object) -> tuple[int, str]:
 
 
 def rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    # split on "\n" only: a row may hold U+2028, which str.splitlines would break on
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 def build(run: Path, instances: Path, out: Path, **options: Any) -> MaterializeManifest:
@@ -67,7 +71,7 @@ def assert_strict_json(folder: Path) -> None:
 
     for path in folder.glob("*.json*"):
         text = path.read_bytes().decode("utf-8")
-        chunks = text.splitlines() if path.suffix == ".jsonl" else [text]
+        chunks = [c for c in text.split("\n") if c] if path.suffix == ".jsonl" else [text]
         for chunk in chunks:
             json.loads(chunk, parse_constant=refuse)
 
@@ -501,10 +505,19 @@ def test_a_name_that_lies_about_the_content_is_refused(run_small: Path, tmp_path
     pq.write_table(to_table(good_records()), fake_gz)
     with pytest.raises(DataError, match=r"says gzip.*looks like Parquet"):
         build(run_small, fake_gz, tmp_path / "o")
-    # content decides when the name says nothing: a gzip file called .jsonl is gzip
-    quiet = tmp_path / "quiet.jsonl"
+    # content decides when the name says nothing...
+    quiet = tmp_path / "instances.data"
     quiet.write_bytes(gzip.compress(INSTANCES.read_bytes()))
     assert detect(quiet).format == "jsonl.gz"
+    pq.write_table(to_table(good_records()), tmp_path / "instances")
+    assert detect(tmp_path / "instances").format == "parquet"
+    # ...but a .jsonl name is JSON Lines whatever the bytes: each bad line is an error row
+    for head in (b"PAR1", b"ARROW1", b"\x1f\x8b", b"\x28\xb5\x2f\xfd"):
+        lying = tmp_path / "lying.jsonl"
+        lying.write_bytes(head + b"\n" + INSTANCES.read_bytes())
+        manifest = build(run_small, lying, tmp_path / "lying")
+        assert manifest.inputs.instances.format == "jsonl"
+        assert manifest.counts.written == 11 and manifest.counts.errors == 6
 
 
 def test_folders_that_are_not_one_dataset_are_refused(run_small: Path, tmp_path: Path) -> None:
@@ -548,3 +561,105 @@ def test_every_non_finite_float_spelling_is_named() -> None:
         "-Infinity is not a JSON number",
         {"x": 1.0},
     ]
+
+
+# ----------------------------------------------------------------- any columnar row
+
+_FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
+_BYTES = st.one_of(
+    st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.binary(max_size=20),
+)
+_JSON_TEXT = st.one_of(
+    st.sampled_from(["NaN", "1e999", '"\\ud800"', "[1, 2", '{"a": -Infinity}', "{}", "null"]),
+    st.text(max_size=20),
+)
+
+
+@st.composite
+def _columnar_row(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "unique_id": draw(st.one_of(st.none(), st.text(max_size=8))),
+        "task_name": draw(st.sampled_from(["object_match", "VQA_color", "nope", None])),
+        "region": draw(st.one_of(st.none(), st.lists(st.lists(_FLOATS, max_size=4), max_size=3))),
+        "question": draw(st.one_of(st.none(), _BYTES)),
+        "options": draw(st.one_of(st.none(), st.lists(st.text(max_size=5), max_size=3))),
+        "meta_data": draw(st.one_of(st.none(), _JSON_TEXT)),
+        "target": draw(st.one_of(st.none(), st.text(max_size=5))),
+    }
+
+
+def _bad(row: dict[str, Any]) -> bool:
+    """The oracle: a row that must be an error row whatever its task."""
+    floats = [x for box in row["region"] or [] for x in box]
+    if any(not math.isfinite(x) for x in floats):
+        return True
+    if row["question"] is not None:
+        try:
+            row["question"].decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+    if row["meta_data"] is not None:
+
+        def refuse(name: str) -> Any:
+            raise ValueError(name)
+
+        try:
+            value = json.loads(row["meta_data"], parse_constant=refuse)
+            json.dumps(value).encode("utf-8")
+            if "\\ud8" in row["meta_data"] or "\\udc" in row["meta_data"]:
+                json.dumps(value, ensure_ascii=False).encode("utf-8")
+            if any(isinstance(x, float) and not math.isfinite(x) for x in _walk(value)):
+                return True
+        except (ValueError, UnicodeEncodeError, RecursionError):
+            return True
+    return False
+
+
+def _walk(value: Any) -> list[Any]:
+    out, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        out.append(item)
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return out
+
+
+@settings(
+    max_examples=min(100, settings.default.max_examples),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(table_rows=st.lists(_columnar_row(), min_size=1, max_size=6))
+def test_property_any_parquet_row_never_crashes_materialize(
+    run_small: Path, table_rows: list[dict[str, Any]]
+) -> None:
+    """Any values in a Parquet file's columns: materialize never crashes, every output line
+    is strict JSON, and every row holding a non-finite float, non-UTF-8 text or bad JSON
+    text in a column the tasks read is an error row with its row number."""
+    table = pa.table(
+        {
+            "unique_id": pa.array([r["unique_id"] for r in table_rows], pa.string()),
+            "task_name": pa.array([r["task_name"] for r in table_rows], pa.string()),
+            "region": pa.array([r["region"] for r in table_rows], pa.list_(pa.list_(pa.float64()))),
+            "question": pa.array([r["question"] for r in table_rows], pa.binary()).view(
+                pa.string()
+            ),
+            "options": pa.array([r["options"] for r in table_rows], pa.list_(pa.string())),
+            "meta_data": _json_column_raw([r["meta_data"] for r in table_rows]),
+            "target": pa.array([r["target"] for r in table_rows], pa.string()),
+        }
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        data = Path(scratch) / "data.parquet"
+        pq.write_table(table, data)
+        out = Path(scratch) / "out"
+        manifest = build(run_small, data, out)
+        assert_strict_json(out)
+        reported = {e["line"] for e in rows(out / "errors.jsonl")}
+        for number, row in enumerate(table_rows, start=1):
+            if _bad(row):
+                assert number in reported, (number, row)
+        assert manifest.inputs.instances.lines == len(table_rows)

@@ -11,9 +11,11 @@
 ``save_to_disk``   a folder written by HF ``Dataset.save_to_disk`` (``state.json`` + shards)
 =================  ==========================================================================
 
-The format is told by the content (magic bytes: ``PAR1``, ``ARROW1``, the Arrow stream
-marker, gzip's ``1f 8b``, zstd's ``28 b5 2f fd``) and, for folders, by the files they hold;
-a file whose extension promises a format its bytes do not have is refused.
+A file named ``.jsonl`` (``.ndjson``, ``.json``) is JSON Lines whatever its bytes hold (a
+line that is not a JSON object is an error row, as always).  Otherwise the format is told
+by the content (magic bytes: ``PAR1``, ``ARROW1``, the Arrow stream marker, gzip's
+``1f 8b``, zstd's ``28 b5 2f fd``; JSON Lines when none matches) and, for folders, by the
+files they hold; a file whose extension promises a format its bytes do not have is refused.
 
 Every format yields the same thing: ``(row number, record or LineError)``, with the
 hardened semantics of :func:`~instraug_dsl.dataset.records.iter_records`.  A JSON line
@@ -71,6 +73,9 @@ _SUFFIXES: Final = (
     (".gz", "jsonl.gz"),
     (".zst", "jsonl.zst"),
     (".zstd", "jsonl.zst"),
+    (".jsonl", "jsonl"),
+    (".ndjson", "jsonl"),
+    (".json", "jsonl"),
 )
 _PYARROW = "pip install 'instraug-dsl[parquet]'"
 _LABELS: Final = {"parquet": "Parquet", "arrow": "Arrow", "jsonl.gz": "gzip", "jsonl.zst": "zstd"}
@@ -110,15 +115,17 @@ def detect(path: Path) -> InstanceSource:
         return _detect_folder(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such instance file")
-    found = _magic(path)
     claimed = _by_suffix(path)
+    if claimed == "jsonl":  # read line by line whatever the bytes: a bad line is an error row
+        return InstanceSource(path, "jsonl", (path,))
+    found = _magic(path)
     if found is None and claimed == "arrow":
         found = "arrow"  # an Arrow stream of the old format (no continuation marker)
     if claimed is not None and found != claimed:
         looks = f" (it looks like {_LABELS[found]})" if found else ""
         raise DataError(
             f"{path}: the file name says {_LABELS[claimed]}, but its first bytes are not "
-            f"{_LABELS[claimed]}'s{looks}; formats are told by their content"
+            f"{_LABELS[claimed]}'s{looks}"
         )
     return InstanceSource(path, found or "jsonl", (path,))
 

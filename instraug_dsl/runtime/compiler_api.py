@@ -14,7 +14,7 @@ from ..compile.types import Verdict
 from ..contract.compiled import Request, ValidatorSpec
 from ..contract.run import Skipped
 from ..lang.model import Catalog
-from .constrain import Constraint, reply_token_bound
+from .constrain import Constraint, max_words, reply_token_bound
 from .engine import ConstraintOf, Evaluator
 from .outcome import Outcome
 
@@ -56,12 +56,9 @@ class Validators:
                 spec = table.get(request.validator)
                 if spec is None or not spec.gbnf or not spec.reply_regex:
                     return None
-                bound = reply_token_bound(
-                    spec.source_words,
-                    spec.length_ratio[1],
-                    sum(rule.count for rule in spec.tokens),
-                )
-                found = Constraint(spec.gbnf, spec.reply_regex, bound)
+                words = max_words(spec.source_words, spec.length_ratio[1])
+                bound = reply_token_bound(words, sum(rule.count for rule in spec.tokens))
+                found = Constraint(spec.gbnf, spec.reply_regex, bound, words)
                 made[request.validator] = found
             return found
 

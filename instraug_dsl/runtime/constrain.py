@@ -8,7 +8,8 @@ litellm's ``extra_body``: the body fields of an OpenAI-compatible server, and
 ``optional_params["extra_body"]`` for the in-process providers).  The one table,
 `CAPABILITIES`, is keyed by litellm provider name:
 
-* ``embedded`` (in-process llama.cpp) and ``llamafile`` (a llama.cpp server): ``grammar`` (GBNF);
+* ``embedded`` (in-process llama.cpp): ``grammar`` (GBNF) and ``max_words`` (below);
+* ``llamafile`` (a llama.cpp server): ``grammar``;
 * ``hosted_vllm`` (vLLM >= 0.10.2): ``structured_outputs: {"regex": ...}``;
 * ``openai`` with an ``api_base`` (any OpenAI-compatible server: vLLM, llama.cpp server, ...):
   both fields, each server reads the one it knows and ignores the other;
@@ -20,7 +21,9 @@ ignores the fields only costs the re-asks it would have cost anyway.
 A grammar cannot make a model *want* to write a token: a small model that will not place one
 goes on writing inside the string until ``max_tokens``.  So a constrained call also stops at
 `Constraint.max_tokens`, past which no reply can pass the validator's length rule anyway
-(`reply_token_bound`).
+(`reply_token_bound`), and the embedded provider, which sees the text as it is generated,
+stops as soon as the rewrite has more words than `Constraint.max_words` (the cut reply is
+recorded like any reply cut at ``max_tokens``: unparseable).
 """
 
 from __future__ import annotations
@@ -42,13 +45,15 @@ class Constraint:
     """The replies a request accepts, in the forms servers understand (the compiler's exports).
 
     ``gbnf`` is a llama.cpp grammar and ``regex`` a regex (Python ``re`` syntax, also read by
-    vLLM's backends), both over the whole reply.  ``max_tokens``, when set, bounds the reply
-    of a constrained call (`reply_token_bound`).
+    vLLM's backends), both over the whole reply.  ``max_words`` is the most words a rewrite
+    passing the validator's length rule has, and ``max_tokens`` the reply tokens past which
+    none can (`reply_token_bound`); None when the rule has no upper bound.
     """
 
     gbnf: str
     regex: str
     max_tokens: int | None = None
+    max_words: int | None = None
 
 
 #: Reply tokens allowed per word of the longest rewrite the length rule accepts (English
@@ -58,14 +63,20 @@ TOKENS_PER_WORD = 3
 REPLY_OVERHEAD_TOKENS = 16
 
 
-def reply_token_bound(source_words: int, max_ratio: float, placeholders: int) -> int | None:
-    """Tokens past which a reply cannot hold a rewrite shorter than ``max_ratio`` times the
-    source's words (the validator's length rule is ``words / source_words < max_ratio``),
-    generously: `TOKENS_PER_WORD` per word plus 4 per placeholder token plus
-    `REPLY_OVERHEAD_TOKENS`.  None when the ratio has no finite bound."""
+def max_words(source_words: int, max_ratio: float) -> int | None:
+    """The most words of a rewrite the length rule ``words / source_words < max_ratio``
+    accepts; None when the ratio has no finite bound."""
     if not math.isfinite(max_ratio) or max_ratio <= 0:
         return None
-    words = max(1, math.ceil(max_ratio * max(source_words, 1)) - 1)
+    return max(1, math.ceil(max_ratio * max(source_words, 1)) - 1)
+
+
+def reply_token_bound(words: int | None, placeholders: int) -> int | None:
+    """Reply tokens past which a reply cannot hold a rewrite of at most `words` words,
+    generously: `TOKENS_PER_WORD` per word plus 4 per placeholder token plus
+    `REPLY_OVERHEAD_TOKENS`."""
+    if words is None:
+        return None
     return TOKENS_PER_WORD * words + 4 * placeholders + REPLY_OVERHEAD_TOKENS
 
 
@@ -87,6 +98,10 @@ class Capability:
 
 
 GRAMMAR = Capability("gbnf", lambda c: {"grammar": c.gbnf})
+EMBEDDED = Capability(
+    "gbnf",
+    lambda c: {"grammar": c.gbnf} | ({} if c.max_words is None else {"max_words": c.max_words}),
+)
 VLLM = Capability("vllm-regex", lambda c: {"structured_outputs": {"regex": c.regex}})
 OPENAI_COMPATIBLE = Capability(
     "openai-compatible",
@@ -95,7 +110,7 @@ OPENAI_COMPATIBLE = Capability(
 
 #: By litellm provider: (capability without an ``api_base``, capability with one).
 CAPABILITIES: dict[str, tuple[Capability | None, Capability | None]] = {
-    "embedded": (GRAMMAR, GRAMMAR),
+    "embedded": (EMBEDDED, EMBEDDED),
     "llamafile": (GRAMMAR, GRAMMAR),
     "hosted_vllm": (VLLM, VLLM),
     # The OpenAI API takes neither field (it rejects unknown ones); a server given with

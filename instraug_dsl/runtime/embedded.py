@@ -44,6 +44,9 @@ DEFAULT_MAX_TOKENS = 256
 MAX_GRAMMARS = 1024
 #: Constrained decoding checks the grammar against this many most likely tokens first.
 GRAMMAR_TOP_K = 40
+#: Whitespace-separated pieces a grammar-shaped reply ``[ "..." ]`` may have besides the
+#: rewrite's words (``[``, ``"``, ``"`` and ``]`` standing alone).
+FRAMING_WORDS = 4
 EXTRA_HINT = (
     'install the embedded model with: pip install "instraug-dsl[embedded]" '
     "(it compiles llama.cpp from source, about 9 minutes on 2 cores)"
@@ -327,9 +330,10 @@ def generate(
 ) -> Generation:
     """Blocking chat completion with `model`; stops at `timeout` seconds or when `cancel` is set.
 
-    `sampling` may hold temperature, top_p, max_tokens, seed and grammar (a GBNF text the
-    reply must match: constrained decoding). The deadline is checked at every generated token
-    (prompt evaluation itself cannot be interrupted).
+    `sampling` may hold temperature, top_p, max_tokens, seed, grammar (a GBNF text the reply
+    must match: constrained decoding) and, with a grammar, max_words (generation stops once
+    the reply's rewrite has more words: it could not pass the length rule). The deadline is
+    checked at every generated token (prompt evaluation itself cannot be interrupted).
 
     Consecutive calls that share a prompt prefix (the same meta-prompt; a re-ask and the
     attempt it follows) evaluate only the new tail: llama.cpp keeps the last prompt's KV cache
@@ -378,9 +382,12 @@ def _generate_locked(
             logits_processor=None if grammar is None else _logits_processors(grammar),
         )
         parts: list[str] = []
+        words = _word_limit(sampling) if grammar is not None else None
         try:
             for chunk in stream:
                 parts.append(chunk["choices"][0]["delta"].get("content") or "")
+                if words is not None and len("".join(parts).split()) > words:
+                    break  # too long to pass whatever comes next: stop paying for it
                 if _expired(deadline, cancel):
                     raise BackendError(
                         "timeout", f"embedded/{model}: deadline reached after {len(parts)} tokens"
@@ -394,6 +401,17 @@ def _generate_locked(
     text = "".join(parts)
     completion_tokens = len(slot.llm.tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
     return Generation(text, prompt_tokens, completion_tokens)
+
+
+def _word_limit(sampling: Mapping[str, Any]) -> int | None:
+    """Whitespace-separated pieces of a constrained reply past which its rewrite has more
+    than ``max_words`` words."""
+    raw = sampling.get("max_words")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise BackendError("fatal", f"max_words must be a positive integer, got {raw!r}")
+    return raw + FRAMING_WORDS
 
 
 def _grammar(slot: _Slot, model: str, text: object) -> GrammarFilter | None:

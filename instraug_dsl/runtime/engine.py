@@ -47,8 +47,9 @@ ConstraintOf = Callable[[Request], Constraint | None]
 Schedule = Literal["auto", "fifo"]
 #: What the attempt after a rejected reply sends: ``correct`` the original messages, the bad
 #: reply and the validator's correction (a re-ask); ``resample`` the original messages again
-#: (a new seed: a fresh draw).
-Reask = Literal["correct", "resample"]
+#: (its own seed: a fresh draw); ``auto`` resamples for in-process models and corrects
+#: elsewhere (see `Engine.reask_mode`).
+Reask = Literal["auto", "correct", "resample"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ class EngineConfig:
     ``model`` overrides each request's plan model when set. ``timeout`` is the per-call
     deadline in seconds; ``max_retries`` bounds transport retries of one call.
     ``constrain`` is ``auto`` (constrained decoding where the provider supports it) or
-    ``off``; ``schedule`` see `Schedule`.
+    ``off``; ``schedule`` see `Schedule`; ``reask`` see `Reask`.
     """
 
     model: str | None = None
@@ -72,7 +73,7 @@ class EngineConfig:
     budget_usd: float | None = None
     constrain: ConstrainMode = "auto"
     schedule: Schedule = "auto"
-    reask: Reask = "correct"
+    reask: Reask = "auto"
 
 
 def default_concurrency(model: str) -> int:
@@ -201,6 +202,19 @@ class Engine:
             self.model_for(r).split("/", 1)[0] == "embedded" for r in requests
         )
 
+    def reask_mode(self) -> Reask:
+        """How a rejected reply is followed up in this run.
+
+        ``auto``: for in-process models a fresh draw of the same prompt (measured on the
+        embedded 0.5B model: a re-ask mostly gets the rejected reply back, since the model
+        copies the assistant turn it is shown: 2 of 46 re-asks accepted against 12 of 42
+        redraws, bench/bench_embedded.py), and the prompt is still in llama.cpp's cache, so
+        a redraw evaluates no prompt at all; a correcting re-ask for every other model.
+        """
+        if self.config.reask != "auto":
+            return self.config.reask
+        return "resample" if self._in_process else "correct"
+
     def _workers(self) -> int:
         if self._in_process and self.config.schedule == "auto":
             # llama.cpp computes one sequence at a time and keeps the last prompt's KV cache:
@@ -267,7 +281,7 @@ class Engine:
             records.append(record)
             if record.accepted:
                 return Outcome(request, model, "accepted", tuple(records), tries=tries)
-            if self.config.reask == "correct":
+            if self.reask_mode() == "correct":
                 messages = reask_messages(request, result.text, verdicts)
         return Outcome(request, model, "rejected", tuple(records))
 

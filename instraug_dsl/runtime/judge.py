@@ -195,9 +195,9 @@ class _EmbeddedScorer:
                 raise llm.BackendError(
                     "transient", f"embedded/{name}: llama.cpp error: {exc}"
                 ) from None
-        yes = _logsumexp([logprobs[i] for i in words[YES]])
-        no = _logsumexp([logprobs[i] for i in words[NO]])
-        best = max(range(len(logprobs)), key=logprobs.__getitem__)
+        yes = _logsumexp([float(logprobs[i]) for i in words[YES]])
+        no = _logsumexp([float(logprobs[i]) for i in words[NO]])
+        best = int(logprobs.argmax())
         answer = slot.llm.detokenize([best]).decode("utf-8", "replace").strip()
         return JudgeScore(
             "logprob",
@@ -239,9 +239,9 @@ class _EmbeddedScorer:
         return list(slot.llm.tokenize(text.encode("utf-8"), add_bos=True))
 
     @staticmethod
-    def _next_token_logprobs(model: Any, tokens: list[int]) -> list[float]:
+    def _next_token_logprobs(model: Any, tokens: list[int]) -> Any:
         """Evaluate ``tokens`` (after the prefix already in the KV cache) and return the
-        log-softmax of the logits at the last position."""
+        log-softmax of the logits at the last position (a numpy array over the vocabulary)."""
         import numpy as np
 
         cached = [int(t) for t in model.input_ids[: model.n_tokens]]
@@ -255,7 +255,7 @@ class _EmbeddedScorer:
         logits = logits.astype(np.float64)
         top = float(logits.max())
         log_norm = top + math.log(float(np.exp(logits - top).sum()))
-        return [float(x) for x in (logits - log_norm)]
+        return logits - log_norm
 
 
 def _is_embedded(model: str) -> bool:

@@ -177,9 +177,9 @@ async def _local_generate_async(provider: str, kwargs: Mapping[str, Any]) -> Any
 def _sampling(params: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("temperature", "top_p", "max_tokens", "seed")
     sampling = {key: params[key] for key in keys if params.get(key) is not None}
-    extra = params.get("extra_body")
-    if isinstance(extra, Mapping) and isinstance(extra.get("grammar"), str):
-        sampling["grammar"] = extra["grammar"]  # constrained decoding (`constrain.GRAMMAR`)
+    extra = params.get("extra_body")  # constrained decoding (`constrain.EMBEDDED`)
+    if isinstance(extra, Mapping):
+        sampling.update((k, extra[k]) for k in ("grammar", "max_words") if k in extra)
     return sampling
 
 
