@@ -1,4 +1,5 @@
-"""Exit codes of ``iatc``: the one table, from error class to code (documented in the README).
+"""Exit codes of ``iatc``: the one table, from error class to code (docs/reference/exit-codes.md
+is generated from it).
 
 Commands never choose a code for an error themselves: they let the
 :class:`~instraug_dsl.errors.IatError` propagate, and :func:`exit_code` maps it here.

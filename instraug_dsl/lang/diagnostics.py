@@ -27,7 +27,7 @@ class Severity(enum.Enum):
     WARNING = "warning"
 
 
-#: Every diagnostic code with a one-line title (README reference table).
+#: Every diagnostic code with a one-line title (docs/reference/diagnostics.md is generated from it).
 CODES: Mapping[str, str] = {
     # syntax and lexing
     "E001": "syntax error",
