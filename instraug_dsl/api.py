@@ -416,7 +416,7 @@ async def run_async(
         raise UsageError(f"sampling block `{spec.name}` names no `instances` file")
     declared_in = Path(result.context.samplings[spec.name].span.path)
     instances = (declared_in.parent / spec.instances).resolve()
-    if not instances.is_file():
+    if not instances.exists():  # a file, or a folder of Parquet/Arrow shards
         raise UsageError(
             f"{declared_in}: sampling `{spec.name}`: the instances file {instances} does not exist"
         )

@@ -5,13 +5,18 @@
 * an OpenAI-compatible server (the loopback FakeServer) receives llama.cpp's ``grammar`` and
   vLLM's ``structured_outputs`` on every call of a request, re-asks included, and nothing
   with ``--constrain off``;
+* the reply bound a constraint carries (from the validator's length rule);
+* after a rejected reply, in-process models draw again from the same prompt (``reask auto``),
+  other models get a correcting re-ask;
 * the real embedded model (marked ``embedded`` and ``slow``) decodes with the grammar: every
-  reply's token structure validates; and llama.cpp reuses the prompt prefix of the previous
-  call (counted in tokens, never timed).
+  reply's token structure validates; generation stops once the rewrite is too long to pass;
+  and llama.cpp reuses the prompt prefix of the previous call (counted in tokens, never
+  timed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -26,15 +31,19 @@ from instraug_dsl.api import Backend
 from instraug_dsl.commands.app import app
 from instraug_dsl.commands.app import register_commands as _register_commands
 from instraug_dsl.compile import STRUCTURAL
+from instraug_dsl.compile.types import Reason, Verdict
 from instraug_dsl.errors import UsageError
 from instraug_dsl.runtime import llm
 from instraug_dsl.runtime.cache import CallCache, call_key
 from instraug_dsl.runtime.constrain import (
+    EMBEDDED,
     GRAMMAR,
     OPENAI_COMPATIBLE,
     VLLM,
     Constraint,
     capability,
+    max_words,
+    reply_token_bound,
 )
 from instraug_dsl.runtime.engine import Engine, EngineConfig
 
@@ -64,13 +73,17 @@ def validators(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def test_each_provider_has_one_capability() -> None:
     c = Constraint('root ::= "[]"', r"\[\]")
-    assert capability("embedded", None) is GRAMMAR
+    assert capability("embedded", None) is EMBEDDED
     assert capability("llamafile", "http://h:1/v1") is GRAMMAR
     assert capability("hosted_vllm", "http://h:1/v1") is VLLM
     assert capability("openai", "http://h:1/v1") is OPENAI_COMPATIBLE
     for provider, base in (("openai", None), ("anthropic", None), ("offline", None), ("", None)):
         assert capability(provider, base) is None
     assert GRAMMAR.extra_body(c) == {"grammar": c.gbnf}
+    assert EMBEDDED.extra_body(c) == {"grammar": c.gbnf}
+    bounded = Constraint(c.gbnf, c.regex, max_tokens=40, max_words=9)
+    assert EMBEDDED.extra_body(bounded) == {"grammar": c.gbnf, "max_words": 9}
+    assert GRAMMAR.extra_body(bounded) == {"grammar": c.gbnf}  # a llama.cpp server has no such
     assert VLLM.extra_body(c) == {"structured_outputs": {"regex": c.regex}}
     assert OPENAI_COMPATIBLE.extra_body(c) == {
         "grammar": c.gbnf,
@@ -97,6 +110,16 @@ def test_a_constrained_call_has_its_own_cache_key() -> None:
     keys = {plain, call_key(**base, constraint=one), call_key(**base, constraint=other)}
     assert len(keys) == 3
     assert GRAMMAR.tag(Constraint("g", "r1")) == GRAMMAR.tag(Constraint("g", "r2"))  # not sent
+
+
+def test_reply_bounds_follow_the_length_rule() -> None:
+    """ratio = words / source words must stay below the upper bound (open interval)."""
+    assert max_words(10, 2.0) == 19
+    assert max_words(7, 2.0) == 13
+    assert max_words(3, 1.5) == 4  # 4.5 words: 4 pass, 5 do not
+    assert max_words(10, float("inf")) is None
+    assert reply_token_bound(None, 1) is None
+    assert reply_token_bound(19, 1) == 3 * 19 + 4 + 16
 
 
 def test_backend_takes_auto_or_off() -> None:
@@ -138,6 +161,64 @@ def test_engine_with_constrain_off_sends_nothing(tmp_path: Path) -> None:
     assert all(
         "grammar" not in e["body"] and "structured_outputs" not in e["body"] for e in srv.log
     )
+
+
+def test_the_constraint_lowers_max_tokens_and_enters_the_key(tmp_path: Path) -> None:
+    request = make_request(0)  # max_tokens 64
+    with FakeServer(mode="fixed", content='["nothing kept"]') as srv:
+        cfg = EngineConfig(model="openai/fake", api_base=srv.base_url, timeout=5.0)
+        bound = Constraint("g", "r", max_tokens=20, max_words=5)
+        with CallCache(tmp_path / "cache.sqlite") as cache:
+            engine = Engine(cfg, cache, evaluate, attempts=1, constraint_of=lambda r: bound)
+            llm.run_async(engine.run([request]))
+            first = engine.first_key(request)
+            assert cache.contains(first)
+            off = Engine(dataclasses.replace(cfg, constrain="off"), cache, evaluate)
+            assert off.first_key(request) != first
+    assert srv.log[0]["body"]["max_tokens"] == 20
+
+
+def test_in_process_models_redraw_after_a_rejected_reply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``resample`` sends the original prompt again with the next attempt's seed (``auto``
+    does for embedded models); ``correct`` sends the bad reply and the correction (``auto``
+    does for every other model)."""
+    sent: list[int] = []
+    real = llm.acomplete
+
+    async def spy(call: llm.LLMCall) -> llm.LLMResult:
+        sent.append(len(call.messages))
+        return await real(call)
+
+    monkeypatch.setattr(llm, "acomplete", spy)
+    request = make_request(3, model="offline/echo")
+    for mode, turns in (("resample", 2), ("correct", 4), ("auto", 4)):
+        sent.clear()
+        cfg = EngineConfig(reask=mode)  # type: ignore[arg-type]
+        with CallCache(tmp_path / f"{mode}.sqlite") as cache:
+            engine = Engine(cfg, cache, _reject_all, attempts=3)
+            (outcome,) = llm.run_async(engine.run([request]))
+        assert outcome.status == "rejected" and len(outcome.attempts) == 3
+        assert sent == [2, turns, turns], mode
+        assert len({a.seed for a in outcome.attempts}) == 3
+    auto = Engine(EngineConfig(), CallCache(tmp_path / "unused.sqlite"), _reject_all)
+    assert auto.reask_mode("embedded/qwen-0.5b") == "resample"
+    assert auto.reask_mode("offline/echo") == auto.reask_mode("openai/gpt-4o-mini") == "correct"
+
+
+def test_http_models_get_a_correcting_reask(tmp_path: Path) -> None:
+    with FakeServer(mode="fixed", content='["nothing kept"]') as srv:
+        cfg = EngineConfig(model="openai/fake", api_base=srv.base_url, timeout=5.0)
+        with CallCache(tmp_path / "cache.sqlite") as cache:
+            engine = Engine(cfg, cache, evaluate, attempts=2)
+            llm.run_async(engine.run([make_request(0, model="openai/fake")]))
+    assert engine.reask_mode("openai/fake") == "correct"
+    assert [len(e["body"]["messages"]) for e in srv.log] == [2, 4]
+
+
+def _reject_all(request: Any, text: str) -> tuple[Verdict, ...]:
+    return (Verdict(False, None, (Reason("empty", "rejected by the test"),), "Try again."),)
 
 
 # ------------------------------------------------------------------------ the CLI
@@ -257,3 +338,21 @@ def test_embedded_calls_reuse_the_previous_prompt_prefix() -> None:
     constrained = embedded.generate("embedded/qwen-0.5b", second, grammar, 300.0)
     assert evaluated() - before < 25  # the grammar does not cost the prefix either
     assert re.fullmatch(r"\[[a-z ]+\]", constrained.text) or constrained.completion_tokens == 8
+
+
+@pytest.mark.slow
+@pytest.mark.embedded
+def test_embedded_generation_stops_when_the_rewrite_is_too_long() -> None:
+    _llama()
+    from instraug_dsl.runtime import embedded
+
+    story = [{"role": "user", "content": "Tell a long story about a cat, in one sentence."}]
+    sampling = {"max_tokens": 120, "seed": 3, "temperature": 0.7}
+    grammar = 'root ::= "[\\"" [a-zA-Z ,.]+ "\\"]"'
+    free = embedded.generate("embedded/qwen-0.5b", story, {**sampling, "grammar": grammar}, 600)
+    cut = embedded.generate(
+        "embedded/qwen-0.5b", story, {**sampling, "grammar": grammar, "max_words": 3}, 600
+    )
+    assert len(free.text.split()) > 3 + embedded.FRAMING_WORDS  # long without the bound
+    assert len(cut.text.split()) == 3 + embedded.FRAMING_WORDS + 1  # stopped at the first word over
+    assert free.text.startswith(cut.text.rsplit(" ", 1)[0])  # same draw, only shorter

@@ -513,3 +513,25 @@ def test_moved_run_directory_without_sources(run_small: Path, tmp_path: Path) ->
     expected = encode(api.stats(moved))
     assert data == {**expected, "run_dir": "../elsewhere/moved-run"}
     assert data["totals"]["kept"] == 11
+
+
+def test_no_held_out_instances_means_no_test_split_and_the_folder_still_loads(
+    run_small: Path, tmp_path: Path
+) -> None:
+    """An empty test file would not load as a split: without held-out instances there is none."""
+    from instraug_dsl.dataset.records import iter_records
+
+    train_only = tmp_path / "train-only.jsonl"
+    held = {"commonsense_VQA", "visual_dialog"}
+    with train_only.open("w", encoding="utf-8") as out:
+        for _, record in iter_records(INSTANCES):
+            if isinstance(record, dict) and record.get("task_name") not in held:
+                out.write(json.dumps(record) + "\n")
+    manifest = build(run_small, tmp_path / "out", instances=train_only)
+    assert manifest.outputs.test is None and manifest.counts.test_written == 0
+    assert not (tmp_path / "out" / "test.jsonl").exists()
+    card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    assert "split: train" in card and "split: test" not in card
+    datasets = pytest.importorskip("datasets")
+    loaded = datasets.load_dataset(str(tmp_path / "out"), cache_dir=str(tmp_path / "hf"))
+    assert list(loaded) == ["train"] and loaded["train"].num_rows == manifest.counts.written

@@ -356,6 +356,9 @@ def materialize(
         if errors is not None:
             errors.writer.abort()
         raise
+    if "test" in splits and splits["test"].writer.rows == 0:
+        # No held-out instances: an empty file would not load as a split, so there is none.
+        splits.pop("test").writer.abort()
     vision = _messages_layout(splits)
     for split in splits.values():
         split.writer.commit()

@@ -47,8 +47,8 @@ ConstraintOf = Callable[[Request], Constraint | None]
 Schedule = Literal["auto", "fifo"]
 #: What the attempt after a rejected reply sends: ``correct`` the original messages, the bad
 #: reply and the validator's correction (a re-ask); ``resample`` the original messages again
-#: (its own seed: a fresh draw); ``auto`` resamples for in-process models and corrects
-#: elsewhere (see `Engine.reask_mode`).
+#: (its own seed: a fresh draw); ``auto`` resamples for embedded (llama.cpp) models and
+#: corrects elsewhere (see `Engine.reask_mode`).
 Reask = Literal["auto", "correct", "resample"]
 
 
@@ -202,10 +202,10 @@ class Engine:
             self.model_for(r).split("/", 1)[0] == "embedded" for r in requests
         )
 
-    def reask_mode(self) -> Reask:
-        """How a rejected reply is followed up in this run.
+    def reask_mode(self, model: str) -> Reask:
+        """How a rejected reply of `model` is followed up.
 
-        ``auto``: for in-process models a fresh draw of the same prompt (measured on the
+        ``auto``: for embedded models a fresh draw of the same prompt (measured on the
         embedded 0.5B model: a re-ask mostly gets the rejected reply back, since the model
         copies the assistant turn it is shown: 2 of 46 re-asks accepted against 12 of 42
         redraws, bench/bench_embedded.py), and the prompt is still in llama.cpp's cache, so
@@ -213,7 +213,7 @@ class Engine:
         """
         if self.config.reask != "auto":
             return self.config.reask
-        return "resample" if self._in_process else "correct"
+        return "resample" if provider_of(model) == "embedded" else "correct"
 
     def _workers(self) -> int:
         if self._in_process and self.config.schedule == "auto":
@@ -281,7 +281,7 @@ class Engine:
             records.append(record)
             if record.accepted:
                 return Outcome(request, model, "accepted", tuple(records), tries=tries)
-            if self.reask_mode() == "correct":
+            if self.reask_mode(model) == "correct":
                 messages = reask_messages(request, result.text, verdicts)
         return Outcome(request, model, "rejected", tuple(records))
 
