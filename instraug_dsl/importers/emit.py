@@ -18,6 +18,7 @@ in a :class:`Report`.  This module turns those into files:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -73,18 +74,32 @@ def ident(text: str) -> str:
 
 
 class Namer:
-    """Unique names: the first request for a base gets it, later ones ``base_2``, ..."""
+    """Unique names: the first request for a base gets it, later ones ``base_2``, ...
 
-    def __init__(self, taken: Iterable[str] = ()) -> None:
-        self._taken = set(taken)
+    With ``fold_case`` names that differ only in case count as equal (file names on
+    case-insensitive file systems).
+    """
+
+    def __init__(self, taken: Iterable[str] = (), *, fold_case: bool = False) -> None:
+        self._fold = fold_case
+        self._taken = {self._key(n) for n in taken}
+
+    def _key(self, name: str) -> str:
+        return name.casefold() if self._fold else name
+
+    def copy(self) -> Namer:
+        """An independent copy (the same names taken)."""
+        other = Namer(fold_case=self._fold)
+        other._taken = set(self._taken)
+        return other
 
     def take(self, base: str) -> str:
         """Reserve and return a name derived from ``base``."""
         name, n = base, 1
-        while name in self._taken:
+        while self._key(name) in self._taken:
             n += 1
             name = f"{base}_{n}"
-        self._taken.add(name)
+        self._taken.add(self._key(name))
         return name
 
 
@@ -152,7 +167,8 @@ class Skipped:
 
     def line(self) -> str:
         """One line for the printed summary."""
-        what = f"{self.task} {self.template}" if self.template else self.task
+        shown = self.template if self.template[:1] in ("", "[") else json.dumps(self.template)
+        what = f"{self.task} {shown}" if self.template else self.task
         at = f"{self.where}: " if self.where else ""
         return f"{at}{what}: {self.reason}"
 
@@ -175,6 +191,10 @@ class Report:
         """Record a caveat about an imported template."""
         self.notes.append(Skipped(task, template, text, where))
 
+    def ordered(self) -> list[Skipped]:
+        """The skipped templates in file order (as the report lists them)."""
+        return sorted(self.skipped, key=_place)
+
     def to_text(self, tasks: Sequence[TaskOut]) -> str:
         """The report file's text (stable: no timestamps, no machine paths)."""
         data: dict[str, object] = {
@@ -192,18 +212,26 @@ class Report:
                     "task": t.name,
                     "original": t.original,
                     "file": f"{t.name}.iat",
-                    "instructions": len(t.instructions),
+                    "instructions": {i.name: i.origin for i in t.instructions},
                 }
                 for t in sorted(tasks, key=lambda t: t.name)
             ],
             "renamed": {t.original: t.name for t in tasks if t.name != t.original},
-            "skipped": [s.to_json() for s in self.skipped],
-            "notes": [s.to_json() for s in self.notes],
+            "skipped": [s.to_json() for s in self.ordered()],
+            "notes": [s.to_json() for s in sorted(self.notes, key=_place)],
         }
         # "generator" first, so an existing report is recognised by its first line
         text = dumps(data, sort_keys=False) + "\n"
         assert text.startswith(_REPORT_HEAD)
         return text
+
+
+def _place(item: Skipped) -> tuple[str, int, str, str]:
+    """Report order: by file, then line, then task and template."""
+    file, _, line = item.where.rpartition(":")
+    if not line.isdigit():
+        file, line = item.where, "0"
+    return (file, int(line), item.task, item.template)
 
 
 # ------------------------------------------------------------------ spelling
@@ -237,10 +265,10 @@ def choices_decl(
 ) -> str:
     """A ``choices`` type with its options (FLAN's options block)."""
     decl = f"choices sep {quote(sep)} prefix {quote(prefix)}"
-    if not shuffle:
-        decl += " shuffle false"
     if enumerate_ is not None:
         decl += f" enumerate {quote(enumerate_)}"
+    if not shuffle:
+        decl += " shuffle false"
     return decl + (f" from {source}" if source is not None and source != name else "")
 
 
@@ -275,7 +303,9 @@ def path_of(steps: Sequence[str | int]) -> str:
     return out
 
 
-def split_pin(parts: tuple[Part, ...], pinned: set[str]) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+def split_pin(
+    parts: tuple[Part, ...], pinned: set[str]
+) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
     """Split a trailing pinnable slot (and the whitespace around it) off as ``(body, pin)``.
 
     Re-attaching the pin restores the original text exactly.
@@ -330,7 +360,9 @@ def render_task(task: TaskOut) -> tuple[str, dict[int, int]]:
     if task.target:
         lines.append(f"  target from {task.target}")
     for name in _used(task):
-        slot = task.slots[name]
+        slot = task.slots.get(name)
+        if slot is None:  # left to the checker (E020), which names the instruction
+            continue
         check = f"  # check: {_comment(slot.check)}" if slot.check else ""
         lines.append(f"  slot {name}: {slot.decl}{check}")
     where: dict[int, int] = {}
@@ -395,9 +427,7 @@ def _reason(diags: Sequence[Diagnostic]) -> str:
     return f"does not pass `iatc check`: {d.code} {d.message}"
 
 
-def build_files(
-    tasks: Sequence[TaskOut], report: Report, head: str, out_dir: Path
-) -> Built:
+def build_files(tasks: Sequence[TaskOut], report: Report, head: str, out_dir: Path) -> Built:
     """Check every task file in memory; return the files that pass, plus the report.
 
     An instruction the checker refuses is dropped and listed in the report with the
@@ -546,12 +576,15 @@ def finish(
 ) -> CollectionResult:
     """Check, then write (or compare) the files of an import."""
     out = Path(out_dir)
-    names = Namer()
+    # Two originals may normalize to one name (or differ only in case): keep them apart.
+    # Names that need no change are served first, so they never move.
+    names = Namer(fold_case=True)
+    chosen = {id(t): names.take(t.name) for t in tasks if t.name == t.original}
+    chosen.update({id(t): names.take(t.name) for t in tasks if t.name != t.original})
     unique: list[TaskOut] = []
-    for task in tasks:  # two originals may normalize to one name: keep both, apart
-        name = names.take(task.name)
-        if name != task.name:
-            task = replace(task, name=name)
+    for task in tasks:
+        if chosen[id(task)] != task.name:
+            task = replace(task, name=chosen[id(task)])
         if task.name != task.original and task.instances is None:
             task = replace(task, instances=task.original)
         if task.name != task.original and task.source is None:
