@@ -23,11 +23,12 @@ so a load spike from other processes hits them alike:
 Printed per configuration (median over repetitions): acceptance rate (accepted requests /
 requests), calls, calls per accepted rewrite, re-asks and the rewrites they produced, token
 survival (share of replies whose tokens are all kept: parsed, and none of the token rules
-failed), llama.cpp's own counters (prompt tokens evaluated, tokens decoded, their
-milliseconds), wall time and wall time per accepted rewrite; then the ratios against
-``before`` and a projection for the paper plan (2,970 requests, about 2 h before on a quiet
-2-core machine): 2 h times the measured ratio of wall time per request, and per accepted
-rewrite.  Wall times move with the machine's load (printed); token counts do not.
+failed; then the same share among the replies that parsed, i.e. leaving out replies cut at the
+length bound or ``max_tokens`` and unformatted ones), llama.cpp's own counters (prompt tokens
+evaluated, tokens decoded, their milliseconds), wall time and wall time per accepted rewrite;
+then the ratios against ``before`` and a projection for the paper plan (2,970 requests, about 2
+h before on a quiet 2-core machine): 2 h times the measured ratio of wall time per request, and
+per accepted rewrite. Wall times move with the machine's load (printed); token counts do not.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class RunStats:
     reask_accepted: int
     replies: int
     survived: int
+    parsed: int
     prompt_eval_tokens: int
     prompt_eval_ms: float
     decode_tokens: int
@@ -140,6 +142,11 @@ def run_once(name: str, catalog: Any, texts: dict[str, str], keep: Path | None) 
         ),
         replies=len(records),
         survived=survived,
+        parsed=sum(
+            1
+            for a in records
+            if not any(r.code == "unparseable" for v in a.verdicts for r in v.reasons)
+        ),
         prompt_eval_tokens=after[0] - before[0],
         prompt_eval_ms=after[1] - before[1],
         decode_tokens=after[2] - before[2],
@@ -165,6 +172,7 @@ def report(results: dict[str, list[RunStats]]) -> None:
                 "reask_accepted",
                 "replies",
                 "survived",
+                "parsed",
                 "prompt_eval_tokens",
                 "prompt_eval_ms",
                 "decode_tokens",
@@ -187,13 +195,17 @@ def report(results: dict[str, list[RunStats]]) -> None:
             f"{name:12s} {acc / m['requests']:7.0%} {m['calls']:6.0f} "
             f"{m['calls'] / acc if acc else float('inf'):9.2f} "
             f"{m['reasks']:3.0f}/{m['reask_accepted']:<3.0f} "
-            f"{m['survived'] / m['replies'] if m['replies'] else 0:8.0%} "
+            f"{m['survived'] / m['replies'] if m['replies'] else 0:5.0%}"
+            f"/{m['survived'] / m['parsed'] if m['parsed'] else 0:<4.0%} "
             f"{m['prompt_eval_tokens']:10.0f} {m['decode_tokens']:10.0f} "
             f"{m['prompt_eval_ms'] / 1000:8.1f} {m['decode_ms'] / 1000:8.1f} "
             f"{m['wall_s']:7.1f} {m['per_accepted']:7.2f}"
             + ("" if len(runs) == 1 else "   runs: " + " ".join(f"{r.wall_s:.0f}s" for r in runs))
         )
-    print("(reasks: re-asks sent / requests accepted on a re-ask)")
+    print(
+        "(reasks: follow-up attempts sent / requests accepted on one; survival: of all "
+        "replies / of the replies that parsed)"
+    )
     base = next((m for name, m, _ in rows if name == "before"), None)
     if base is None:
         return

@@ -67,14 +67,22 @@ def _rewrite(ins_body: tuple[ir.Piece, ...], rng: random.Random, vocab: list[str
 
 
 def make_run(tmp: Path, per_original: int) -> Run:
-    """A run directory with ``per_original`` synthetic rewrites per paraphrasable original."""
-    from instraug_dsl.lang.frontend import load_catalog
+    """A run directory with ``per_original`` synthetic rewrites per paraphrasable original.
+
+    The compiled plan is the real compiler's (``compiled/``, with the catalog snapshot) and the
+    rows go through the run directory's own writer; only the rewrites' wording is synthetic,
+    so the pool size is under the benchmark's control.
+    """
+    from instraug_dsl import api
+    from instraug_dsl.contract.run import InstructionRow, write_rows
 
     rng = random.Random(0)
     vocab = [
         "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(7)) for _ in range(5000)
     ]
-    catalog = load_catalog([LIBRARY])
+    run_dir = tmp / "run"
+    compiled = api.compile([LIBRARY], out=run_dir / "compiled").compiled
+    catalog = compiled.context.catalog
     rows = []
     for task in catalog.tasks.values():
         if task.split != "train" or not task.augment:
@@ -85,26 +93,22 @@ def make_run(tmp: Path, per_original: int) -> Run:
             for k in range(per_original):
                 body = _rewrite(ins.body, rng, vocab)
                 rows.append(
-                    {
-                        "id": f"g-{task.name}-{ins.name}-{k}",
-                        "task": task.name,
-                        "kind": "generated",
-                        "template": pieces_text(ins.lead) + body + pieces_text(ins.trail),
-                        "root": f"{task.name}/{ins.name}",
-                        "metaprompt": "direct",
-                        "temperature": 0.6,
-                        "sample": k,
-                        "attempt": 0,
-                        "iteration": 0,
-                        "model": "bench",
-                    }
+                    InstructionRow(
+                        id=f"g-{task.name}-{ins.name}-{k}",
+                        task=task.name,
+                        kind="generated",
+                        template=pieces_text(ins.lead) + body + pieces_text(ins.trail),
+                        root=f"{task.name}/{ins.name}",
+                        metaprompt="direct",
+                        temperature=0.6,
+                        sample=k,
+                        attempt=0,
+                        iteration=0,
+                        model="bench",
+                    )
                 )
-    run_dir = tmp / "run"
-    run_dir.mkdir()
-    with (run_dir / "instructions.jsonl").open("w") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
-    return load_run(run_dir, [LIBRARY])
+    write_rows(run_dir / "instructions.jsonl", rows)
+    return load_run(run_dir)
 
 
 def train_samples() -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -443,6 +443,10 @@ async def run_async(
         seed=spec.seed,
         per_task=spec.per_task,
     )
+    if spec.carry is not None:  # `carry a, b.c` in the sampling block
+        from .dataset.records import dotted
+
+        options = replace(options, carry=tuple(dotted(path) for path in spec.carry))
     dataset = materialize(
         out_dir / "run", instances, out_dir / "data", options=options, force=force
     )

@@ -181,6 +181,22 @@ def test_tokens_are_named_in_the_prompt(small: Compiled) -> None:
     assert "keep ⟦1⟧ ⟦2⟧" in _req(small, "t/i0").messages[-1].content
 
 
+def test_target_templates_never_reach_the_model(small: Compiled) -> None:
+    """An instruction's own target (`-> "..."`) changes no request or validator: it is
+    never paraphrased, only carried to the catalog snapshot."""
+    src = SMALL.replace(
+        'instruction i2 = "Answer the question {question} about {region}."',
+        'instruction i2 = "Answer the question {question} about {region}." -> "{region} SECRET"',
+    )
+    assert src != SMALL
+    with_target = _compile_small(src)
+    assert [r.to_json() for r in with_target.requests] == [r.to_json() for r in small.requests]
+    assert with_target.validators == small.validators
+    assert all("SECRET" not in json.dumps(r.to_json()) for r in with_target.requests)
+    task = with_target.snapshot.catalog().tasks["t"]
+    assert task.instructions[2].target_text == "{region} SECRET"
+
+
 def test_pinned_segments_never_reach_the_model(small: Compiled) -> None:
     req = _req(small, "t/i0")
     assert req.trail == "{options}"

@@ -203,7 +203,8 @@ def test_in_process_models_redraw_after_a_rejected_reply(
         assert sent == [2, turns, turns], mode
         assert len({a.seed for a in outcome.attempts}) == 3
     auto = Engine(EngineConfig(), CallCache(tmp_path / "unused.sqlite"), _reject_all)
-    assert auto.reask_mode("embedded/qwen-0.5b") == "resample"
+    assert auto.reask_mode("embedded/qwen-0.5b", 0.6) == "resample"
+    assert auto.reask_mode("embedded/qwen-0.5b", 0.0) == "correct"  # greedy: same reply again
     assert auto.reask_mode("offline/echo") == auto.reask_mode("openai/gpt-4o-mini") == "correct"
 
 

@@ -196,12 +196,14 @@ _NAME_ROLE = {
     "filter_reject": "support.constant.reject.iat",
     "filter_language": "support.constant.language.iat",
     "sampling_mode": "support.constant.mode.iat",
+    "opt_of": "variable.other.reference.slot.iat",
     "field_path": "variable.other.property.iat",
     "step_key": "variable.other.property.iat",
 }
-_BUILTIN_TYPES = {"text", "bbox", "choices"}
+_BUILTIN_TYPES = {"text", "bbox", "choices", "label", "choice"}
 #: Strings whose `{name}` are placeholders, and templates (Jinja), by the rule holding them.
 _PLACEHOLDER_STRINGS = {"part_text": ".template", "part_pinned": ".template",
+                        "instruction_target": ".template",
                         "prompt_example": ".template", "slot_each": ".template.each"}  # fmt: skip
 _JINJA_STRINGS = {"prompt_system", "prompt_user"}
 #: An `each` field access: {value[0]}, {a.b} (instraug_dsl/dataset/eachfmt.py).

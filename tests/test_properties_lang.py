@@ -42,7 +42,7 @@ KEYWORDS = frozenset(
     target from slot each default instruction pin metaprompt strategies bootstrap system user
     description count take plan extends use samples temperature step top_p max_tokens model
     seed iterations attempts tasks all filter length_ratio placeholders dedup sampling
-    raw_share mode per_task true false not""".split()
+    raw_share mode per_task true false not names shuffle enumerate of carry""".split()
 )
 
 # ------------------------------------------------------------- atoms
@@ -141,8 +141,18 @@ def type_exprs(draw: st.DrawFn) -> list[str]:
     if draw(st.integers(0, 3)) == 0:
         out.append("?")
     # A repeated option is an error (E014), so each appears at most once.
-    for option in draw(st.lists(st.sampled_from(["sep", "prefix"]), max_size=2, unique=True)):
-        out += [option, draw(strings())]
+    options = ["sep", "prefix", "names", "shuffle", "enumerate", "of"]
+    for option in draw(st.lists(st.sampled_from(options), max_size=3, unique=True)):
+        if option == "names":
+            out += ["names", draw(strings())]
+            for _ in range(draw(st.integers(0, 2))):
+                out += [",", draw(strings())]
+        elif option == "shuffle":
+            out += ["shuffle", draw(st.sampled_from(["true", "false"]))]
+        elif option == "of":
+            out += ["of", draw(names)]
+        else:
+            out += [option, draw(strings())]
     return out
 
 
@@ -187,6 +197,8 @@ def task_members(draw: st.DrawFn) -> list[str]:
     out = ["instruction", draw(names), "="]
     for _ in range(draw(st.integers(1, 4))):
         out += (["pin"] if draw(st.integers(0, 2)) == 0 else []) + [draw(strings())]
+    if draw(st.integers(0, 2)) == 0:
+        out += ["->", draw(strings())]
     return out
 
 
@@ -266,9 +278,16 @@ def plan_members(draw: st.DrawFn) -> list[str]:
 
 @st.composite
 def sampling_members(draw: st.DrawFn) -> list[str]:
-    kind = draw(st.sampled_from(["plan", "instances", "raw_share", "mode", "per_task", "seed"]))
+    kind = draw(
+        st.sampled_from(["plan", "instances", "raw_share", "mode", "per_task", "seed", "carry"])
+    )
     if kind == "instances":
         return ["instances", draw(strings())]
+    if kind == "carry":
+        out = ["carry", *draw(field_paths())]
+        for _ in range(draw(st.integers(0, 2))):
+            out += [",", *draw(field_paths())]
+        return out
     if kind in ("plan", "mode"):
         return [kind, draw(names)]
     if kind == "raw_share":
@@ -425,7 +444,7 @@ def _never_crashes(text: str) -> None:
 
 # Random sequences of real tokens reach many more parser error states than random text.
 _token = st.one_of(
-    st.sampled_from(sorted(KEYWORDS) + list("{}[]:=.,?#\n") + ["..", "[]", '"', '"""', "-"]),
+    st.sampled_from(sorted(KEYWORDS) + list("{}[]:=.,?#\n") + ["..", "[]", '"', '"""', "-", "->"]),
     names,
     ints,
     floats,

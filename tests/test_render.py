@@ -21,6 +21,7 @@ from instraug_dsl.dataset.render import (
     TaskRenderer,
     compile_template,
     render,
+    render_row,
     render_target,
     split_text,
 )
@@ -306,3 +307,259 @@ def test_fast_text_split_agrees_with_split_template(text: str) -> None:
     """The regex fast path of split_text gives split_template's pieces for every input."""
     reference = split_template(ir.StringLit(text, False, quote(text), BUILTIN))
     assert _shape(split_text(text)) == _shape(reference)
+
+
+# ------------------------------------------------ label, choice, enumerate, targets
+
+TYPED = r"""
+type lettered = choices enumerate "(A) "
+task t {
+  slot question: text
+  slot options: lettered sep "||||"
+  slot answer: choice of options from target
+  slot answers: choice[] sep "," of options from meta.all
+  slot nli: label names "entailment", "neutral", "contradiction" from meta.label
+  slot nlis: label[] names "no", "yes" sep "+" from meta.labels
+  slot fixed: choices enumerate "a) " shuffle false from listing
+  slot spare: choices? enumerate "1. " from meta.spare default "x||||y||||z"
+  slot spare_pick: choice of spare from meta.pick
+  instruction i0 = "{question}" pin "{options}" -> "{answer}"
+  instruction i1 = "{question} {fixed}" -> "({nli}) {nlis}"
+  instruction i2 = "{question}" pin "{options}"
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def typed() -> TaskSpec:
+    return check_text(TYPED).raise_for_errors().tasks["t"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0, "entailment"), (2, "contradiction"), ("1", "neutral"), (" 2 ", "contradiction")],
+)
+def test_label_names_select_by_number(typed: TaskSpec, value: object, expected: str) -> None:
+    assert r(typed, "{nli}", {"meta": {"label": value}}) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (3, "label 3 is out of range: 3 names (0..2)"),
+        (-1, "label -1 is out of range: 3 names (0..2)"),
+        ("two", "expected a label number (an integer), got 'two'"),
+        (1.0, "expected a label number (an integer), got number"),
+        (True, "expected a label number (an integer), got boolean"),
+        ([0], "expected a label number (an integer), got list"),
+    ],
+)
+def test_bad_label_values_name_the_field(typed: TaskSpec, value: object, reason: str) -> None:
+    with pytest.raises(RenderError) as info:
+        r(typed, "{nli}", {"meta": {"label": value}})
+    assert (info.value.field, info.value.reason) == ("meta.label", reason)
+
+
+def test_label_lists(typed: TaskSpec) -> None:
+    assert r(typed, "{nlis}", {"meta": {"labels": [1, 0, "1"]}}) == "yes+no+yes"
+    with pytest.raises(RenderError) as info:
+        r(typed, "{nlis}", {"meta": {"labels": [1, 5]}})
+    assert info.value.field == "meta.labels[1]"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "labels"),
+    [
+        ("(A) ", ["(A) ", "(B) ", "(C) "]),
+        ("a. ", ["a. ", "b. ", "c. "]),
+        ("1) ", ["1) ", "2) ", "3) "]),
+        ("i. ", ["i. ", "ii. ", "iii. "]),
+        ("Option 1: ", ["Option 1: ", "Option 2: ", "Option 3: "]),
+        ("[A]", ["[A]", "[B]", "[C]"]),
+    ],
+)
+def test_enumerate_patterns(pattern: str, labels: list[str]) -> None:
+    src = (
+        f'task t {{ slot o: choices prefix "" sep "|" enumerate {quote(pattern)}'
+        ' instruction i0 = "{o}" }'
+    )
+    task = check_text(src).raise_for_errors().tasks["t"]
+    out = r(task, "{o}", {"o": ["x", "y", "z"]})
+    assert out == "|".join(f"{label}{text}" for label, text in zip(labels, "xyz", strict=True))
+
+
+def test_enumeration_counters_go_on() -> None:
+    from instraug_dsl.lang.enumeration import Pattern, counter_text
+
+    assert [counter_text("A", k) for k in (0, 25, 26, 27, 701, 702)] == [
+        "A",
+        "Z",
+        "AA",
+        "AB",
+        "ZZ",
+        "AAA",
+    ]
+    assert [counter_text("i", k) for k in (3, 8, 13, 48, 1998)] == [
+        "iv",
+        "ix",
+        "xiv",
+        "xlix",
+        "mcmxcix",
+    ]
+    assert Pattern.parse("Answer A: ") == Pattern("Answer ", "A", ": ")
+    assert Pattern.parse("Options") is None
+
+
+def test_choice_renders_the_label_of_the_answer(typed: TaskSpec) -> None:
+    record = {"question": "Q?", "options": ["red", "green", "blue"], "target": "blue"}
+    plan = compile_template(typed.instructions[0].pieces, typed, typed.instructions[0].target)
+    prompt, target = render_row(plan, record, None, shuffle_options=False)
+    assert prompt == "Q?\n\n[Options]: (A) red||||(B) green||||(C) blue"
+    assert target == "C"
+    assert render_target(plan, record) == "C"
+    with pytest.raises(RenderError) as info:
+        render_row(plan, {**record, "target": "pink"}, None, shuffle_options=False)
+    assert (info.value.field, info.value.reason) == (
+        "target",
+        "'pink' is not one of the options of `options`",
+    )
+    many = {**record, "meta": {"all": ["green", "red"]}}
+    assert r(typed, "{answers}", many) == "B,A"
+
+
+def test_shuffle_false_keeps_the_order(typed: TaskSpec) -> None:
+    record = {"question": "Q", "listing": [f"o{i}" for i in range(6)], "target": "o1"}
+    plan = compile_template("{fixed}", typed)
+    for seed in range(10):
+        out = render(plan, record, seed, shuffle_options=True)
+        assert out == "\n\n[Options]: " + "||||".join(
+            f"{chr(ord('a') + i)}) o{i}" for i in range(6)
+        )
+    # a field that another choices slot shuffles is shown in the shared (shuffled) order
+    src = (
+        "task t { slot a: choices  slot b: choices shuffle false from a"
+        '  instruction i0 = "{a}#{b}" }'
+    )
+    shared = check_text(src).raise_for_errors().tasks["t"]
+    out = r(shared, "{a}#{b}", {"a": [str(i) for i in range(8)]}, seed=3)
+    assert out.split("#")[0] == out.split("#")[1]
+
+
+def test_choice_of_shuffled_default_options_agrees(typed: TaskSpec) -> None:
+    plan = compile_template("{spare}", typed, "{spare_pick}")
+    for seed in range(20):
+        prompt, target = render_row(plan, {"meta": {"pick": "y"}}, seed, shuffle_options=True)
+        shown = prompt.removeprefix("\n\n[Options]: ").split("||||")
+        assert shown[int(target) - 1] == f"{target}. y"
+
+
+def _rendered_options(prompt: str) -> dict[str, str]:
+    """``(B) text`` items of the options block, by their bare counter."""
+    out = {}
+    for item in prompt.split("\n\n[Options]: ", 1)[1].split("||||"):
+        label, _, text = item[1:].partition(") ")
+        out[label] = text
+    return out
+
+
+_option_texts = st.text(alphabet=st.characters(blacklist_characters="|"), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    options=st.lists(_option_texts, min_size=1, max_size=30),
+    pick=st.integers(min_value=0),
+    seed=st.integers(min_value=0, max_value=2**32),
+    shuffle=st.booleans(),
+)
+def test_choice_label_points_at_the_answer_under_any_shuffle(
+    typed: TaskSpec, options: list[str], pick: int, seed: int, shuffle: bool
+) -> None:
+    """For any options and any answer among them, after any shuffle the label rendered for
+    the answer is the counter of an option showing exactly the answer's text."""
+    answer = options[pick % len(options)]
+    record = {
+        "question": "Q",
+        "options": options,
+        "listing": ["l"],
+        "target": answer,
+        "meta": {"label": 0, "labels": []},
+    }
+    plans = [compile_template(i.pieces, typed, i.target) for i in typed.instructions]
+    prompt, label = render_row(plans[0], record, seed, shuffle_options=shuffle)
+    shown = _rendered_options(prompt)
+    assert shown[label] == answer
+    assert sorted(shown.values()) == sorted(options)
+    # the same through the materializer's renderer, whichever instruction is drawn
+    renderer = TaskRenderer(plans)
+    prompt, label = renderer.render_row(
+        plans[0], record, random.Random(seed), shuffle_options=shuffle
+    )
+    assert _rendered_options(prompt)[label] == answer
+    assert record["options"] == options  # never shuffled in place
+
+
+def test_per_instruction_targets(typed: TaskSpec) -> None:
+    plans = [compile_template(i.pieces, typed, i.target) for i in typed.instructions]
+    record = {
+        "question": "Q",
+        "options": ["x", "y"],
+        "listing": ["u", "v"],
+        "target": "y",
+        "meta": {"label": 2, "labels": [1]},
+    }
+    renderer = TaskRenderer(plans)
+    rows = [renderer.render_row(p, record, None, shuffle_options=False) for p in plans]
+    assert [target for _, target in rows] == ["B", "(contradiction) yes", "y"]
+    assert rows[1][0] == "Q \n\n[Options]: a) u||||b) v"
+    assert plans[1].target_text == "({nli}) {nlis}"
+    assert plans[2].target_parts is None
+    # a target slot is validated for every record, whichever instruction is drawn
+    with pytest.raises(RenderError, match="meta.label"):
+        renderer.render_row(plans[2], {**record, "meta": {}}, None, shuffle_options=False)
+
+
+def test_rewrites_keep_their_roots_target(typed: TaskSpec) -> None:
+    from instraug_dsl.contract.run import InstructionRow
+    from instraug_dsl.dataset.filters import build_pools
+    from instraug_dsl.lang.model import Catalog
+
+    catalog = Catalog({"t": typed}, {}, {}, {}, {}, {})
+    rows = [
+        InstructionRow("g-1", "t", "generated", "Please answer: {question}{options}", root="t/i0"),
+        InstructionRow("g-2", "t", "generated", "Now say it: {question} {fixed}", root="t/i1"),
+        InstructionRow("g-3", "t", "generated", "Reply to {question}{options}", root="t/i2"),
+    ]
+    pools, _ = build_pools(catalog, rows, 1.0)
+    kept = {c.id: c.plan.target_text for c in pools["t"].kept}
+    assert kept == {"g-1": "{answer}", "g-2": "({nli}) {nlis}", "g-3": None}
+
+
+def test_target_template_values_are_never_interpreted(typed: TaskSpec) -> None:
+    src = 'task t { slot q: text  slot a: text from meta.a  instruction i0 = "{q}" -> "A: {a}." }'
+    task = check_text(src).raise_for_errors().tasks["t"]
+    ins = task.instructions[0]
+    plan = compile_template(ins.pieces, task, ins.target)
+    for value in MALICIOUS:
+        record = {"q": "x", "meta": {"a": value}}
+        assert render_row(plan, record, None, shuffle_options=False) == ("x", f"A: {value}.")
+
+
+def test_targets_and_new_types_survive_the_catalog_snapshot(tmp_path: Path) -> None:
+    """compiled/catalog.json keeps targets, label names, choice and enumerate options and
+    the carried fields, so a run directory renders the same rows without the sources."""
+    from instraug_dsl.contract.codec import encode
+    from instraug_dsl.contract.compiled import CATALOG, CatalogSnapshot, read_snapshot
+    from instraug_dsl.fsio import write_json
+
+    src = TYPED + 'sampling s { instances "x.jsonl" carry image_path, meta["a b"].c, x[0] }'
+    catalog = check_text(src).raise_for_errors()
+    write_json(tmp_path / CATALOG, encode(CatalogSnapshot.of(catalog, {})), indent=None)
+    again = read_snapshot(tmp_path).catalog()
+    assert again.tasks == catalog.tasks
+    assert again.samplings["s"].carry == (("image_path",), ("meta", "a b", "c"), ("x", 0))
+    task = again.tasks["t"]
+    assert task.instructions[0].target_text == "{answer}"
+    assert task.slot("nli").names == ("entailment", "neutral", "contradiction")
+    assert (task.slot("fixed").shuffle, task.slot("fixed").enumeration) == (False, "a) ")
+    assert task.slot("answer").of == "options" and task.slot("options").enumeration == "(A) "

@@ -49,7 +49,7 @@ def load_sources(paths: list[Path], allow_imports: list[Path] | None) -> CheckRe
 
 
 #: Command modules in pipeline order: ``iatc --help`` lists commands in this order.
-STAGES = ("lang", "fmt", "lsp", "importer", "compile", "runtime", "dataset")
+STAGES = ("init", "lang", "fmt", "lsp", "importer", "compile", "runtime", "dataset")
 
 
 def fail(message: str, code: int = exitcodes.USAGE) -> NoReturn:

@@ -57,13 +57,13 @@ class TaskPool:
 
 
 def original_candidates(task: TaskSpec) -> list[Candidate]:
-    """The task's original instructions compiled from their ``.iat`` pieces."""
+    """The task's original instructions compiled from their ``.iat`` pieces (with their own
+    target templates, if any)."""
     out = []
     for ins in task.instructions:
         ident = f"{task.name}/{ins.name}"
-        out.append(
-            Candidate(ident, task.name, "original", compile_template(ins.pieces, task), ident)
-        )
+        plan = compile_template(ins.pieces, task, ins.target)
+        out.append(Candidate(ident, task.name, "original", plan, ident))
     return out
 
 
@@ -82,11 +82,14 @@ def _order_key(row: InstructionRow, roots: dict[str, int]) -> tuple[Any, ...]:
 
 def _filter_task(pool: TaskPool, rows: list[InstructionRow], threshold: float) -> None:
     roots = {c.id: i for i, c in enumerate(pool.originals)}
+    # a rewrite keeps the target template of the original it descends from
+    targets = {f"{pool.task.name}/{ins.name}": ins.target for ins in pool.task.instructions}
     rows = sorted(rows, key=lambda r: _order_key(r, roots))
     valid: list[tuple[InstructionRow, RenderPlan]] = []
     for row in rows:
         try:
-            valid.append((row, compile_template(row.template, pool.task)))
+            target = targets.get(row.root or "")
+            valid.append((row, compile_template(row.template, pool.task, target)))
         except FormatError as exc:
             pool.dropped.append(
                 DropRow(row.id, row.task, "invalid_template", row.template, detail=str(exc))

@@ -48,7 +48,7 @@ from ..lang.model import PathKey
 from .carry import CarryColumn, carry_columns, parse_path
 from .filters import Candidate, TaskPool, run_pools
 from .records import LineError, ShapeError, TaskIndex, lookup, record_id
-from .render import RenderError, TaskRenderer, render_target
+from .render import RenderError, TaskRenderer
 from .run import Run
 from .sampling import MODES, Sampler
 from .sources import InstanceReader, InstanceSource, detect, require
@@ -433,8 +433,7 @@ class _Emitter:
     ) -> bool:
         """Render and write one row; an unrenderable record is an error row (False)."""
         try:
-            prompt = renderer.render(cand.plan, rec, rng, shuffle_options=self.shuffle)
-            target = render_target(cand.plan, rec)
+            prompt, target = renderer.render_row(cand.plan, rec, rng, shuffle_options=self.shuffle)
         except RenderError as exc:
             counts["errors"] += 1
             errors.add(line, rid, task, exc.field, exc.reason)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from . import ir
 from .diagnostics import Diagnostics, did_you_mean
+from .enumeration import counter_position
 from .source import Span
 from .strings import sub_span
 
@@ -27,7 +28,13 @@ BUILTIN_TYPES: dict[str, tuple[bool, bool, bool]] = {
     "bbox": (True, True, False),
     "choices": (False, True, True),
     "const": (False, False, False),
+    "label": (True, True, False),
+    "choice": (True, True, False),
 }
+#: The type options only some built-in types take: option keyword -> the type taking it.
+OPTION_OWNERS = {"names": "label", "shuffle": "choices", "enumerate": "choices", "of": "choice"}
+#: Options a built-in type cannot do without (E027).
+REQUIRED_OPTIONS = {"label": "names", "choice": "of"}
 SPLITS = ("train", "test")
 PLACEHOLDER_POLICIES = ("multiset", "exact")
 #: ``filter { reject ... }`` names (``none`` alone turns them all off) and ``language`` values.
@@ -213,6 +220,15 @@ def check_duplicate_members(program: ir.Program, ctx: Context) -> None:
         elif isinstance(item, ir.MetaPrompt | ir.Bootstrap | ir.Sampling | ir.Judge):
             # A meta-prompt may show several examples.
             members = tuple(m for m in item.members if not isinstance(m, ir.PromptExample))
+            for carry in (m for m in item.members if isinstance(m, ir.Carry)):
+                carried: set[tuple[str | int, ...]] = set()
+                for path in carry.paths:
+                    keys = field_path_keys(path)
+                    if keys in carried:
+                        ctx.diagnostics.add(
+                            "E014", f"`{path.dotted()}` is carried twice", path.span
+                        )
+                    carried.add(keys)
         elif isinstance(item, ir.Plan):
             members = tuple(m for m in item.members if not isinstance(m, ir.Use))
             for pm in item.members:
@@ -294,6 +310,10 @@ class ResolvedType:
     sep: str | None = None
     prefix: str | None = None
     const: str | None = None
+    names: tuple[str, ...] | None = None
+    shuffle: bool | None = None
+    enumeration: str | None = None
+    of: ir.Name | None = None
 
     def under(self, texpr: ir.TypeExpr) -> ResolvedType:
         """This (inner) type as seen through ``texpr``, which refers to it."""
@@ -304,6 +324,10 @@ class ResolvedType:
             texpr.sep.value if texpr.sep else self.sep,
             texpr.prefix.value if texpr.prefix else self.prefix,
             texpr.const_value.value if texpr.const_value else self.const,
+            tuple(n.value for n in texpr.names.values) if texpr.names else self.names,
+            texpr.shuffle.value if texpr.shuffle else self.shuffle,
+            texpr.enumeration.value if texpr.enumeration else self.enumeration,
+            texpr.of or self.of,
         )
 
 
@@ -372,21 +396,89 @@ def check_types(program: ir.Program, ctx: Context) -> None:
     for texpr in exprs:
         _check_type_expr(texpr, ctx)
     for task in all_of(program, ir.Task):
+        slots = {s.name.value: s for s in task_slots(task)}
         for slot in task_slots(task):
-            base, is_list, _ = resolve_type(slot.type, ctx)
+            resolved = resolved_type(slot.type, ctx)
+            base, is_list = resolved.base, resolved.is_list
             if base == "const" and slot.source is not None:
                 ctx.diagnostics.add(
                     "E024",
                     f"const slot `{slot.name.value}` cannot take a value `from` a record",
                     slot.source.span,
                 )
-            if slot.each is not None and not (is_list or base == "choices"):
+            if slot.each is not None and base in ("label", "choice"):
+                ctx.diagnostics.add(
+                    "E025",
+                    f"`each` does not apply to the {base} slot `{slot.name.value}`: its values"
+                    f" render as {'their names' if base == 'label' else 'option labels'}",
+                    slot.each.span,
+                )
+            elif slot.each is not None and not (is_list or base == "choices"):
                 ctx.diagnostics.add(
                     "E025",
                     f"`each` formats list elements, but slot `{slot.name.value}` is not a list",
                     slot.each.span,
                     hint=f"declare it as `{slot.type.base.value}[]`",
                 )
+            _check_required_options(slot, resolved, ctx)
+            if base == "choice" and resolved.of is not None:
+                _check_choice_of(task, slot, resolved.of, slots, ctx)
+
+
+def _check_required_options(slot: ir.Slot, resolved: ResolvedType, ctx: Context) -> None:
+    """A ``label`` slot needs ``names``, a ``choice`` slot ``of`` (E027)."""
+    needed = REQUIRED_OPTIONS.get(resolved.base)
+    if needed is None or getattr(resolved, needed) is not None:
+        return
+    hint = {
+        "names": 'write e.g. `label names "no", "yes"` (the names of 0, 1, ...)',
+        "of": "write e.g. `choice of options`, naming an enumerated `choices` slot of the task",
+    }[needed]
+    ctx.diagnostics.add(
+        "E027",
+        f"slot `{slot.name.value}` of type `{resolved.base}` needs `{needed}`",
+        slot.type.span,
+        hint=hint,
+    )
+
+
+def _check_choice_of(
+    task: ir.Task, slot: ir.Slot, of: ir.Name, slots: dict[str, ir.Slot], ctx: Context
+) -> None:
+    """``choice of NAME``: NAME is an enumerated ``choices`` slot of the task (E028)."""
+    # An `of` given through a type alias is reported at the slot's type.
+    span = (
+        of.span
+        if of.span.path == slot.type.span.path
+        and (slot.type.span.start <= of.span.start < slot.type.span.end)
+        else slot.type.span
+    )
+    target = slots.get(of.value)
+    if target is None:
+        ctx.diagnostics.add(
+            "E028",
+            f"`{of.value}` is not a slot of task `{task.name.value}`",
+            span,
+            hint=did_you_mean(of.value, [n for n in slots if n != slot.name.value])
+            or "`of` names the task's `choices` slot whose options the value is one of",
+        )
+        return
+    options = resolved_type(target.type, ctx)
+    if options.base != "choices":
+        ctx.diagnostics.add(
+            "E028",
+            f"`choice of {of.value}`: slot `{of.value}` is `{options.base}`, not `choices`",
+            span,
+            hint="a choice slot renders the label of an option of a `choices` slot",
+        )
+    elif options.enumeration is None:
+        ctx.diagnostics.add(
+            "E028",
+            f"`choice of {of.value}`: the options of `{of.value}` are not enumerated,"
+            " so they have no labels",
+            span,
+            hint=f'number them: `slot {of.value}: choices enumerate "(A) "`',
+        )
 
 
 def _check_type_expr(texpr: ir.TypeExpr, ctx: Context) -> None:
@@ -397,9 +489,10 @@ def _check_type_expr(texpr: ir.TypeExpr, ctx: Context) -> None:
             f"unknown slot type `{name}`",
             texpr.base.span,
             hint=did_you_mean(name, [*BUILTIN_TYPES, *ctx.types])
-            or "built-in types are text, bbox, choices and const",
+            or "built-in types are text, bbox, choices, const, label and choice",
         )
         return
+    _check_new_options(texpr, ctx)
     if name not in BUILTIN_TYPES:
         return
     can_list, takes_sep, takes_prefix = BUILTIN_TYPES[name]
@@ -416,6 +509,33 @@ def _check_type_expr(texpr: ir.TypeExpr, ctx: Context) -> None:
         )
     if texpr.prefix is not None and not takes_prefix:
         ctx.diagnostics.add("E023", f"`prefix` applies to choices, not `{name}`", texpr.prefix.span)
+
+
+def _check_new_options(texpr: ir.TypeExpr, ctx: Context) -> None:
+    """``names``, ``shuffle``, ``enumerate`` and ``of`` only on the type taking them (E023),
+    and an ``enumerate`` pattern with a counter (E023).  A use of an alias is checked
+    against the built-in type the alias resolves to."""
+    base = resolved_type(texpr, ctx).base
+    if base not in BUILTIN_TYPES:
+        return  # unknown (E022) or an alias cycle (E026)
+    given = {
+        "names": texpr.names,
+        "shuffle": texpr.shuffle,
+        "enumerate": texpr.enumeration,
+        "of": texpr.of,
+    }
+    for option, node in given.items():
+        owner = OPTION_OWNERS[option]
+        if node is not None and base != owner:
+            ctx.diagnostics.add("E023", f"`{option}` applies to {owner}, not `{base}`", node.span)
+    pattern = texpr.enumeration
+    if pattern is not None and base == "choices" and counter_position(pattern.value) is None:
+        ctx.diagnostics.add(
+            "E023",
+            f"the enumerate pattern {pattern.raw} has no counter",
+            pattern.span,
+            hint='put one of A, a, 1 or i in it, standing alone: "(A) ", "a. ", "1) ", "i. "',
+        )
 
 
 def _segments_text(instr: ir.Instruction) -> str:
@@ -449,35 +569,9 @@ def check_instructions(program: ir.Program, ctx: Context) -> None:
                 )
             texts.setdefault(text, instr)
             for seg in instr.segments:
-                for piece in seg.pieces:
-                    if isinstance(piece, ir.SlotRef):
-                        used.add(piece.name)
-                        if piece.name not in slots:
-                            # No did-you-mean past what is shown: it is quadratic.
-                            crowded = ctx.diagnostics.crowded("E020", piece.span.path)
-                            ctx.diagnostics.add(
-                                "E020",
-                                f"undeclared slot `{piece.name}` in task `{task.name.value}`",
-                                piece.span,
-                                hint=(None if crowded else did_you_mean(piece.name, slots))
-                                or f"declare it: `slot {piece.name}: text`",
-                            )
-                    elif isinstance(piece, ir.BadBrace):
-                        if piece.kind == "bad_name":
-                            ctx.diagnostics.add(
-                                "E032",
-                                f"`{piece.text}` is not a placeholder:"
-                                " names are letters, digits and `_`",
-                                piece.span,
-                                hint=r"write literal braces as \{ and \}",
-                            )
-                        else:
-                            ctx.diagnostics.add(
-                                "E031",
-                                f"stray `{piece.text}` in instruction `{instr.name.value}`",
-                                piece.span,
-                                hint=r"write a literal brace as \{ or \}",
-                            )
+                _check_pieces(task, instr, seg.pieces, slots, used, ctx)
+            if instr.target is not None:
+                _check_pieces(task, instr, instr.target.pieces, slots, used, ctx)
             pins = [seg.pinned for seg in instr.segments]
             first_free = pins.index(False) if False in pins else len(pins)
             last_free = len(pins) - 1 - pins[::-1].index(False) if False in pins else -1
@@ -490,12 +584,129 @@ def check_instructions(program: ir.Program, ctx: Context) -> None:
                         hint="pinned text is held out of the paraphrase"
                         " and re-attached at the edge it came from",
                     )
+        # The options a used `choice` slot labels are used through it.
+        for name in list(used):
+            slot = slots.get(name)
+            of = resolved_type(slot.type, ctx).of if slot is not None else None
+            if of is not None:
+                used.add(of.value)
         for name, slot in slots.items():
             if name not in used:
                 ctx.diagnostics.add(
                     "W021",
                     f"slot `{name}` is not used by any instruction of task `{task.name.value}`",
                     slot.name.span,
+                )
+        _check_target_leaks(task, instructions, slots, ctx)
+
+
+def _check_pieces(
+    task: ir.Task,
+    instr: ir.Instruction,
+    pieces: t.Iterable[ir.Piece],
+    slots: dict[str, ir.Slot],
+    used: set[str],
+    ctx: Context,
+) -> None:
+    """Placeholders of one string of an instruction (or of its target): E020, E031, E032."""
+    for piece in pieces:
+        if isinstance(piece, ir.SlotRef):
+            used.add(piece.name)
+            if piece.name not in slots:
+                # No did-you-mean past what is shown: it is quadratic.
+                crowded = ctx.diagnostics.crowded("E020", piece.span.path)
+                ctx.diagnostics.add(
+                    "E020",
+                    f"undeclared slot `{piece.name}` in task `{task.name.value}`",
+                    piece.span,
+                    hint=(None if crowded else did_you_mean(piece.name, slots))
+                    or f"declare it: `slot {piece.name}: text`",
+                )
+        elif isinstance(piece, ir.BadBrace):
+            if piece.kind == "bad_name":
+                ctx.diagnostics.add(
+                    "E032",
+                    f"`{piece.text}` is not a placeholder: names are letters, digits and `_`",
+                    piece.span,
+                    hint=r"write literal braces as \{ and \}",
+                )
+            else:
+                ctx.diagnostics.add(
+                    "E031",
+                    f"stray `{piece.text}` in instruction `{instr.name.value}`",
+                    piece.span,
+                    hint=r"write a literal brace as \{ or \}",
+                )
+
+
+def field_path_keys(path: ir.FieldPath) -> tuple[str | int, ...]:
+    """A field path as its keys (head first), as the model stores it."""
+    keys: list[str | int] = [path.head.value]
+    keys.extend(s.key if isinstance(s, ir.KeyStep) else s.index for s in path.steps)
+    return tuple(keys)
+
+
+def _overlap(a: tuple[str | int, ...], b: tuple[str | int, ...]) -> bool:
+    """True when one path reads into the other (``answers`` and ``answers[0]``)."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
+def _spelled(path: tuple[str | int, ...]) -> str:
+    """A path as written in ``.iat`` (``meta.answers[0]``), for messages."""
+    out = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path)
+    return out[1:]
+
+
+def _check_target_leaks(
+    task: ir.Task, instructions: list[ir.Instruction], slots: dict[str, ir.Slot], ctx: Context
+) -> None:
+    """W036: a slot shown in a prompt reads the task's target field, or the field of a slot
+    that only targets use (or a path into or around one): the model would see the answer."""
+    target: tuple[str | int, ...] = ("target",)
+    for p in task_props(task):
+        if isinstance(p, ir.Target):
+            target = field_path_keys(p.path)
+
+    def refs(pieces: t.Iterable[ir.Piece]) -> Iterator[ir.SlotRef]:
+        return (p for p in pieces if isinstance(p, ir.SlotRef) and p.name in slots)
+
+    def source(name: str) -> tuple[str | int, ...] | None:
+        slot = slots[name]
+        if resolved_type(slot.type, ctx).base == "const":
+            return None
+        return field_path_keys(slot.source) if slot.source is not None else (name,)
+
+    in_prompts = {r.name for i in instructions for s in i.segments for r in refs(s.pieces)}
+    in_targets = {r.name for i in instructions if i.target for r in refs(i.target.pieces)}
+    leaks: list[tuple[tuple[str | int, ...], str]] = [(target, "the task's target field")]
+    for name in sorted(in_targets - in_prompts):
+        path = source(name)
+        if path is not None:
+            leaks.append((path, f"the field of slot `{name}`, which only targets show"))
+    for instr in instructions:
+        for seg in instr.segments:
+            for ref in refs(seg.pieces):
+                path = source(ref.name)
+                if path is None:
+                    continue
+                found = next(((p, why) for p, why in leaks if _overlap(path, p)), None)
+                if found is None:
+                    continue
+                leak, why = found
+                if leak == path:
+                    reads = f"`{_spelled(path)}`, {why}"
+                elif len(path) < len(leak):
+                    reads = f"`{_spelled(path)}`, which holds `{_spelled(leak)}`, {why}"
+                else:
+                    reads = f"`{_spelled(path)}`, part of `{_spelled(leak)}`, {why}"
+                ctx.diagnostics.add(
+                    "W036",
+                    f"slot `{ref.name}` may show the answer in the prompt of instruction"
+                    f" `{instr.name.value}`: it reads {reads}",
+                    ref.span,
+                    hint="a prompt that holds its answer teaches copying it;"
+                    " show another field in the prompt",
                 )
 
 

@@ -49,6 +49,8 @@ CODES: Mapping[str, str] = {
     "E024": "slot source missing or not allowed",
     "E025": "`each` on a non-list slot",
     "E026": "type alias cycle",
+    "E027": "type needs an option",
+    "E028": "invalid `of` reference",
     # instructions
     "E030": "empty instruction",
     "E031": "stray or unbalanced brace",
@@ -56,6 +58,7 @@ CODES: Mapping[str, str] = {
     "E033": "pinned segment in the middle of an instruction",
     "W034": "duplicate instruction text",
     "E035": "task without instructions",
+    "W036": "target shown in the prompt",
     # numbers, ranges and enumerations
     "E040": "number out of range",
     "E041": "invalid range",

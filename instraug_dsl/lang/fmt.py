@@ -35,6 +35,7 @@ from .fmt_text import (
     sampling_line,
     slot_line,
     string,
+    target_text,
     task_prop_line,
     type_expr,
 )
@@ -246,13 +247,16 @@ class _Formatter:
                 return self._leaf(m, task_prop_line(m))
 
     def instruction(self, instr: ir.Instruction) -> _Out:
-        """One line, or one line per string when several strings are paraphrased."""
-        parts = [("pin " if s.pinned else "") + string(s.literal) for s in instr.segments]
+        """One line, or one line per string when several strings are paraphrased (the
+        ``-> "target"`` then goes on a line of its own too)."""
+        segments: list[ir.Segment | ir.TargetTemplate] = list(instr.segments)
+        if instr.target is not None:
+            segments.append(instr.target)
+        parts = [_part(s) for s in segments]
         head = f"instruction {instr.name.value} ="
         inner = self._inside(instr.span.start, instr.span.end)
         if sum(not s.pinned for s in instr.segments) < 2:
             return _Out([" ".join([head, *parts])], inner)
-        segments = instr.segments
         placed = self._place(segments, inner, None)
         # Comments before or inside the first string cannot stay on its line.
         first_span = segments[0].span
@@ -266,7 +270,7 @@ class _Formatter:
             after_first = trailing.span.end
         rest = self._sequence(
             segments[1:],
-            lambda seg: self._leaf(seg, ("pin " if seg.pinned else "") + string(seg.literal)),
+            lambda seg: self._leaf(seg, _part(seg)),
             _Placed(
                 {i - 1: cs for i, cs in placed.leading.items()},
                 {i - 1: c for i, c in placed.trailing.items()},
@@ -300,6 +304,13 @@ class _Formatter:
 
 
 # ------------------------------------------------------------ one-liners
+
+
+def _part(node: ir.Segment | ir.TargetTemplate) -> str:
+    """One string of an instruction (``pin "..."``) or its target (``-> "..."``)."""
+    if isinstance(node, ir.TargetTemplate):
+        return target_text(node)
+    return ("pin " if node.pinned else "") + string(node.literal)
 
 
 def _indent(lines: list[str], prefix: str) -> list[str]:

@@ -67,16 +67,25 @@ def string(lit: ir.StringLit) -> str:
 
 
 def type_expr(texpr: ir.TypeExpr) -> str:
-    """``text[]? sep "..." prefix "..."`` or ``const "..."``."""
+    """``text[]? sep "..." prefix "..."`` or ``const "..."``; options in the order
+    ``of``, ``names``, ``sep``, ``prefix``, ``enumerate``, ``shuffle``."""
     if texpr.const_value is not None:
         out = f"const {string(texpr.const_value)}"
     else:
         out = texpr.base.value
     out += ("[]" if texpr.is_list else "") + ("?" if texpr.optional else "")
+    if texpr.of is not None:
+        out += f" of {texpr.of.value}"
+    if texpr.names is not None:
+        out += " names " + ", ".join(string(n) for n in texpr.names.values)
     if texpr.sep is not None:
         out += f" sep {string(texpr.sep)}"
     if texpr.prefix is not None:
         out += f" prefix {string(texpr.prefix)}"
+    if texpr.enumeration is not None:
+        out += f" enumerate {string(texpr.enumeration)}"
+    if texpr.shuffle is not None:
+        out += f" shuffle {'true' if texpr.shuffle.value else 'false'}"
     return out
 
 
@@ -238,5 +247,12 @@ def sampling_line(m: ir.SamplingMember) -> str:
             return f"per_task {i.value}"
         case ir.Seed(value=i):
             return f"seed {i.value}"
+        case ir.Carry(paths=paths):
+            return "carry " + ", ".join(field_path(p) for p in paths)
         case _:
             t.assert_never(m)
+
+
+def target_text(target: ir.TargetTemplate) -> str:
+    """``-> "template"``: an instruction's own target, after its strings."""
+    return f"-> {string(target.literal)}"

@@ -104,12 +104,30 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelNames:
+    """``names "entailment", "neutral"``: the texts a ``label`` value 0, 1, ... selects."""
+
+    values: tuple[StringLit, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ShuffleOption:
+    """``shuffle true|false``: whether a ``choices`` slot's options are shuffled per instance."""
+
+    value: bool
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class TypeExpr:
     """A slot type: ``base`` (a built-in or alias name) plus modifiers.
 
     ``const_value`` is set for ``const "..."`` (and ``base`` is ``const``);
     ``is_list`` for ``T[]``; ``optional`` for ``T?``; ``sep``/``prefix`` are
-    rendering options (list separator, choices prefix).
+    rendering options (list separator, choices prefix).  ``names`` (``label``),
+    ``shuffle`` and ``enumeration`` (``choices``, written ``enumerate "(A) "``) and
+    ``of`` (``choice of OPTIONS_SLOT``) are the options of the newer types.
     """
 
     base: Name
@@ -119,6 +137,10 @@ class TypeExpr:
     prefix: StringLit | None
     const_value: StringLit | None
     span: Span
+    names: LabelNames | None = None
+    shuffle: ShuffleOption | None = None
+    enumeration: StringLit | None = None
+    of: Name | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,12 +287,23 @@ class Slot:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetTemplate:
+    """``-> "template"`` after an instruction's strings: the target rendered for rows drawn
+    with this instruction (or a rewrite of it); never sent to the model."""
+
+    literal: StringLit
+    pieces: tuple[Piece, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Instruction:
-    """``instruction name = "text" [pin "text"] ...``: one original instruction."""
+    """``instruction name = "text" [pin "text"] ... [-> "target"]``: one original instruction."""
 
     name: Name
     segments: tuple[Segment, ...]
     span: Span
+    target: TargetTemplate | None = None
 
 
 TaskProp = Category | Split | Source | Notes | Augment | Instances | Target
@@ -693,7 +726,15 @@ class PerTask:
     span: Span
 
 
-SamplingMember = SamplingPlanRef | SamplingInstances | RawShare | Mode | PerTask | Seed
+@dataclass(frozen=True, slots=True)
+class Carry:
+    """``carry image_path, meta.source``: instance fields copied into every output row."""
+
+    paths: tuple[FieldPath, ...]
+    span: Span
+
+
+SamplingMember = SamplingPlanRef | SamplingInstances | RawShare | Mode | PerTask | Seed | Carry
 
 
 @dataclass(frozen=True, slots=True)

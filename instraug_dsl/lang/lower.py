@@ -110,6 +110,18 @@ class Lowering(Transformer[Token, t.Any]):
     def opt_prefix(self, meta: t.Any, value: ir.StringLit) -> tuple[str, ir.StringLit]:
         return ("prefix", value)
 
+    def opt_names(self, meta: t.Any, *values: ir.StringLit) -> tuple[str, ir.LabelNames]:
+        return ("names", ir.LabelNames(values, self._span(meta)))
+
+    def opt_shuffle(self, meta: t.Any, v: Token) -> tuple[str, ir.ShuffleOption]:
+        return ("shuffle", ir.ShuffleOption(v.value == "true", self._span(meta)))
+
+    def opt_enumerate(self, meta: t.Any, pattern: ir.StringLit) -> tuple[str, ir.StringLit]:
+        return ("enumerate", pattern)
+
+    def opt_of(self, meta: t.Any, name: ir.Name) -> tuple[str, ir.Name]:
+        return ("of", name)
+
     def type_expr(
         self, meta: t.Any, base: tuple[ir.Name, ir.StringLit | None], *rest: t.Any
     ) -> ir.TypeExpr:
@@ -124,6 +136,10 @@ class Lowering(Transformer[Token, t.Any]):
             opts.get("prefix"),
             base[1],
             self._span(meta),
+            names=opts.get("names"),
+            shuffle=opts.get("shuffle"),
+            enumeration=opts.get("enumerate"),
+            of=opts.get("of"),
         )
 
     # -------------------------------------------------------------- tasks
@@ -188,8 +204,13 @@ class Lowering(Transformer[Token, t.Any]):
     def step_quoted(self, meta: t.Any, key: ir.StringLit) -> ir.KeyStep:
         return ir.KeyStep(key.value, self._span(meta))
 
-    def instruction_decl(self, meta: t.Any, name: ir.Name, *segments: ir.Segment) -> ir.Instruction:
-        return ir.Instruction(name, segments, self._span(meta))
+    def instruction_decl(self, meta: t.Any, name: ir.Name, *rest: t.Any) -> ir.Instruction:
+        target = rest[-1] if isinstance(rest[-1], ir.TargetTemplate) else None
+        segments = rest[:-1] if target is not None else rest
+        return ir.Instruction(name, segments, self._span(meta), target)
+
+    def instruction_target(self, meta: t.Any, lit: ir.StringLit) -> ir.TargetTemplate:
+        return ir.TargetTemplate(lit, _split_pieces(lit), self._span(meta))
 
     def part_text(self, meta: t.Any, lit: ir.StringLit) -> ir.Segment:
         return ir.Segment(False, lit, _split_pieces(lit), self._span(meta))
@@ -343,3 +364,6 @@ class Lowering(Transformer[Token, t.Any]):
 
     def sampling_seed(self, meta: t.Any, v: Token) -> ir.Seed:
         return ir.Seed(self._int(v), self._span(meta))
+
+    def sampling_carry(self, meta: t.Any, *paths: ir.FieldPath) -> ir.Carry:
+        return ir.Carry(paths, self._span(meta))

@@ -15,6 +15,7 @@ from .check import (
     NO_JUDGE,
     REJECTABLE,
     Context,
+    field_path_keys,
     prompt_members,
     range_values,
     resolved_type,
@@ -50,7 +51,9 @@ PathKey = str | int
 class SlotSpec:
     """A slot with its type resolved to a built-in base.
 
-    ``source`` is the record path (head first); ``None`` for const slots.
+    ``source`` is the record path (head first); ``None`` for const slots.  ``names`` are a
+    ``label`` slot's names; ``shuffle`` and ``enumeration`` (the ``enumerate`` pattern)
+    apply to ``choices`` slots; ``of`` is the ``choices`` slot a ``choice`` slot labels.
     """
 
     name: str
@@ -63,11 +66,19 @@ class SlotSpec:
     source: tuple[PathKey, ...] | None
     each: ir.StringLit | None
     default: str | None
+    names: tuple[str, ...] = ()
+    shuffle: bool = True
+    enumeration: str | None = None
+    of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class InstructionSpec:
-    """An original instruction split into pinned edges and the paraphrasable body."""
+    """An original instruction split into pinned edges and the paraphrasable body.
+
+    ``target`` is its own target template (``-> "..."``), ``None`` for the task's
+    ``target from`` path; rewrites of the instruction keep it.  The compiler never sends it.
+    """
 
     task: str
     name: str
@@ -75,6 +86,7 @@ class InstructionSpec:
     lead: tuple[ir.Piece, ...]
     body: tuple[ir.Piece, ...]
     trail: tuple[ir.Piece, ...]
+    target: tuple[ir.Piece, ...] | None = None
 
     @property
     def pieces(self) -> tuple[ir.Piece, ...]:
@@ -85,6 +97,11 @@ class InstructionSpec:
     def text(self) -> str:
         """The whole template with ``{slot}`` references."""
         return pieces_text(self.pieces)
+
+    @property
+    def target_text(self) -> str | None:
+        """The target template with ``{slot}`` references (``None``: the task's target)."""
+        return pieces_text(self.target) if self.target is not None else None
 
     @property
     def body_text(self) -> str:
@@ -196,7 +213,8 @@ class PlanSpec:
 
 @dataclass(frozen=True, slots=True)
 class SamplingSpec:
-    """A dataset-construction plan."""
+    """A dataset-construction plan; ``carry`` lists the record paths copied into every row
+    (``None``: the materializer's default columns)."""
 
     name: str
     plan: str | None
@@ -205,6 +223,7 @@ class SamplingSpec:
     mode: str
     per_task: int | None
     seed: int
+    carry: tuple[tuple[PathKey, ...], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,10 +241,7 @@ class Catalog:
 
 
 def _path(fp: ir.FieldPath) -> tuple[PathKey, ...]:
-    keys: list[PathKey] = [fp.head.value]
-    for step in fp.steps:
-        keys.append(step.key if isinstance(step, ir.KeyStep) else step.index)
-    return tuple(keys)
+    return field_path_keys(fp)
 
 
 def _slot(slot: ir.Slot, ctx: Context) -> SlotSpec:
@@ -251,6 +267,10 @@ def _slot(slot: ir.Slot, ctx: Context) -> SlotSpec:
         source,
         slot.each,
         slot.default.value if slot.default else None,
+        names=resolved.names or (),
+        shuffle=resolved.shuffle if resolved.shuffle is not None else True,
+        enumeration=resolved.enumeration,
+        of=resolved.of.value if resolved.of is not None else None,
     )
 
 
@@ -261,7 +281,8 @@ def _instruction(task: str, index: int, instr: ir.Instruction) -> InstructionSpe
     lead = tuple(p for s in segs[:first] for p in s.pieces)
     body = tuple(p for s in segs[first : last + 1] for p in s.pieces)
     trail = tuple(p for s in segs[last + 1 :] for p in s.pieces)
-    return InstructionSpec(task, instr.name.value, index, lead, body, trail)
+    target = instr.target.pieces if instr.target is not None else None
+    return InstructionSpec(task, instr.name.value, index, lead, body, trail, target)
 
 
 def _task(task: ir.Task, ctx: Context) -> TaskSpec:
@@ -452,6 +473,8 @@ def _sampling(s: ir.Sampling) -> SamplingSpec:
                 found["per_task"] = i.value
             case ir.Seed(value=i):
                 found["seed"] = i.value
+            case ir.Carry(paths=paths):
+                found["carry"] = tuple(_path(p) for p in paths)
     return SamplingSpec(
         s.name.value,
         found.get("plan"),  # type: ignore[arg-type]
@@ -460,6 +483,7 @@ def _sampling(s: ir.Sampling) -> SamplingSpec:
         str(found.get("mode", "mixed")),
         found.get("per_task"),  # type: ignore[arg-type]
         int(found.get("seed", 0)),  # type: ignore[call-overload]
+        found.get("carry"),  # type: ignore[arg-type]
     )
 
 

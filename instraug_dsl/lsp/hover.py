@@ -30,6 +30,9 @@ BUILTIN_DOCS = {
     "bbox": "a region (bounding box) rendered as text; `bbox[]` is a list joined by `sep`",
     "choices": 'a list of options, rendered after `prefix` (default `"\\n\\n[Options]: "`)',
     "const": 'a fixed value written in the type: `const "image"`; read from no record field',
+    "label": 'a number selecting a name, 0-based: `label names "no", "yes"`',
+    "choice": "the label (`B`) of the option equal to the value: `choice of options`, "
+    "options in the order the enumerated `choices` slot shows them",
 }
 
 
@@ -67,6 +70,14 @@ def _resolved_type_lines(texpr: ir.TypeExpr, ctx: Context) -> list[str]:
         lines.append(f"- prefix {_code(quote(rt.prefix or model.DEFAULT_CHOICES_PREFIX))}")
     elif rt.prefix is not None:
         lines.append(f"- prefix {_code(quote(rt.prefix))}")
+    if rt.names is not None:
+        lines.append("- names: " + ", ".join(_code(quote(n)) for n in rt.names))
+    if rt.base == "choices":
+        if rt.enumeration is not None:
+            lines.append(f"- enumerate {_code(quote(rt.enumeration))}")
+        lines.append(f"- shuffled per instance: {'no' if rt.shuffle is False else 'yes'}")
+    if rt.of is not None:
+        lines.append(f"- labels an option of {_code(rt.of.value)}")
     lines.append(f"- optional: {'yes' if rt.optional else 'no'}")
     return lines
 

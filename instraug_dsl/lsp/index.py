@@ -33,6 +33,7 @@ ROLES: dict[tuple[type, str], str] = {
     (ir.SamplingPlanRef, "name"): "plan",
     (ir.Sampling, "name"): "sampling",
     (ir.Slot, "name"): "slot",
+    (ir.TypeExpr, "of"): "slot",  # `choice of options`: a slot of the enclosing task
 }
 
 #: The symbol tables (fields of ``Context``) a kind of name is looked up in, in order.

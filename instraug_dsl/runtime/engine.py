@@ -202,10 +202,11 @@ class Engine:
             self.model_for(r).split("/", 1)[0] == "embedded" for r in requests
         )
 
-    def reask_mode(self, model: str) -> Reask:
-        """How a rejected reply of `model` is followed up.
+    def reask_mode(self, model: str, temperature: float = 1.0) -> Reask:
+        """How a rejected reply of `model` sampled at `temperature` is followed up.
 
-        ``auto``: for embedded models a fresh draw of the same prompt (measured on the
+        ``auto``: for embedded models at a temperature above 0 (greedy decoding would draw the
+        same reply again) a fresh draw of the same prompt (measured on the
         embedded 0.5B model: a re-ask mostly gets the rejected reply back, since the model
         copies the assistant turn it is shown: 2 of 46 re-asks accepted against 12 of 42
         redraws, bench/bench_embedded.py), and the prompt is still in llama.cpp's cache, so
@@ -213,7 +214,8 @@ class Engine:
         """
         if self.config.reask != "auto":
             return self.config.reask
-        return "resample" if provider_of(model) == "embedded" else "correct"
+        local = provider_of(model) == "embedded"
+        return "resample" if local and temperature > 0 else "correct"
 
     def _workers(self) -> int:
         if self._in_process and self.config.schedule == "auto":
@@ -281,7 +283,7 @@ class Engine:
             records.append(record)
             if record.accepted:
                 return Outcome(request, model, "accepted", tuple(records), tries=tries)
-            if self.reask_mode(model) == "correct":
+            if self.reask_mode(model, request.temperature) == "correct":
                 messages = reask_messages(request, result.text, verdicts)
         return Outcome(request, model, "rejected", tuple(records))
 

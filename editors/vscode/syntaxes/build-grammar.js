@@ -37,7 +37,7 @@ const name = `${WORD_START}${NAME}`;
 const PLAIN_STRING = '"(?:[^"\\\\]|\\\\.)*"';
 /** A field path: meta_data.object_regions.x, region[0], dialog_hist[-1], a["key 1"]. */
 const FIELD_PATH = `${NAME}(?:\\s*\\.\\s*${NAME}|\\s*\\[\\s*(?:-?[0-9]+|${PLAIN_STRING})\\s*\\])*`;
-const BUILTIN_TYPES = ['text', 'bbox', 'choices'];
+const BUILTIN_TYPES = ['text', 'bbox', 'choices', 'label', 'choice'];
 
 // ---------------------------------------------------------------- keywords
 
@@ -54,7 +54,8 @@ const KEYWORDS = {
     'strategies', 'count', 'take', 'example', 'extends', 'use', 'samples', 'temperature',
     'top_p', 'max_tokens', 'model', 'seed', 'iterations', 'attempts', 'tasks', 'filter',
     'length_ratio', 'placeholders', 'dedup', 'reject', 'language', 'raw_share', 'mode',
-    'per_task', 'step', 'all', 'not', 'judge', 'threshold', 'sep', 'prefix', 'const', 'plan'],
+    'per_task', 'step', 'all', 'not', 'judge', 'threshold', 'sep', 'prefix', 'const', 'plan',
+    'names', 'shuffle', 'enumerate', 'of', 'carry'],
   boolean: ['true', 'false'],
   builtinType: [...BUILTIN_TYPES, 'const'],
 };
@@ -391,12 +392,16 @@ const grammar = {
         ...typeCaptures(4),
       },
     },
-    // What may follow a type: `[]`, `?`, `sep "..."`, `prefix "..."`.
+    // What may follow a type: `[]`, `?`, `sep "..."`, `prefix "..."`, `names "a", "b"`,
+    // `shuffle BOOL`, `enumerate "..."`, `of SLOT`.
     'type-expression': {
       patterns: [
         { match: '\\[\\]', name: scope('storage.modifier.list') },
         { match: '\\?', name: scope('storage.modifier.optional') },
-        keywords(['sep', 'prefix']),
+        keywordName('of', K('of'), REF('slot')),
+        keywords(['sep', 'prefix', 'names', 'shuffle', 'enumerate', 'of']),
+        { match: kw('(?:true|false)'), name: scope('constant.language.boolean') },
+        { match: ',', name: scope('punctuation.separator.comma') },
         { match: kw('const'), name: `${scope('support.type.builtin.const')} ${K('const')}` },
       ],
     },
@@ -444,8 +449,9 @@ const grammar = {
       ],
       scope('meta.block.task'),
     ),
-    // `instruction NAME = STRING [STRING | pin STRING]...`, over as many lines
-    // as it takes: it ends at the first thing that is not a string or `pin`.
+    // `instruction NAME = STRING [STRING | pin STRING]... [-> STRING]`, over as
+    // many lines as it takes: it ends at the first thing that is not a string,
+    // `pin` or the `->` of its target.
     instruction: {
       name: scope('meta.instruction'),
       begin: `(${kw('instruction')})\\s+(${name})(?:\\s*(=))?`,
@@ -454,11 +460,12 @@ const grammar = {
         2: { name: scope('entity.name.variable.instruction') },
         3: { name: scope('keyword.operator.assignment') },
       },
-      end: `(?=[^\\s"#=])(?!${kw('pin')})`,
+      end: `(?=[^\\s"#=-])(?!${kw('pin')})|(?=-(?!>))`,
       patterns: [
         { include: '#comment' },
         { match: kw('pin'), name: K('pin') },
         { match: '=', name: scope('keyword.operator.assignment') },
+        { match: '->', name: scope('keyword.operator.arrow') },
         { include: '#placeholder-strings' },
       ],
     },
@@ -588,7 +595,19 @@ const grammar = {
       [
         keywordName('plan', K('plan'), REF('plan')),
         keywordName('mode', K('mode'), VALUE('mode')),
-        keywords(['plan', 'instances', 'raw_share', 'mode', 'per_task', 'seed']),
+        {
+          // carry PATH, PATH...: ends after a path that no comma follows (on this line).
+          begin: `(${kw('carry')})\\s+`,
+          beginCaptures: { 1: { name: K('carry') } },
+          end: '(?<=[A-Za-z0-9_\\]])(?!\\s*[,.\\[\\]])',
+          contentName: scope('meta.field-path'),
+          patterns: [
+            { include: '#comment' },
+            { match: ',', name: scope('punctuation.separator.comma') },
+            { include: '#field-path-inner' },
+          ],
+        },
+        keywords(['plan', 'instances', 'raw_share', 'mode', 'per_task', 'seed', 'carry']),
         { include: '#numbers' },
         { include: '#strings' },
       ],
