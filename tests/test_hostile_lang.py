@@ -605,7 +605,7 @@ def test_memoized_plan_inheritance_equals_walking_each_chain(
     assert messages == _naive_cycle_messages(ctx.plans)
     for plan in check_mod.all_of(result.program, ir.Plan):
         chain = _naive_chain(plan, ctx.plans)
-        assert check_mod._uses_a_metaprompt(plan, ctx) == any(
+        assert check_mod.uses_a_metaprompt(plan, ctx) == any(
             isinstance(m, ir.Use) for p in chain for m in p.members
         )
     if result.catalog is not None:

@@ -161,9 +161,8 @@ def score_choices(result: llm.LLMResult, choices: Sequence[llm.TokenChoices] | N
 
 
 class _EmbeddedScorer:
-    """Scores judge prompts with an in-process GGUF model: one forward pass over the prompt
-    (reusing the KV cache of the longest common prefix with the previous one), then the
-    next-token log-probabilities of every spelling of "yes" and "no"."""
+    """Scores judge prompts with an in-process GGUF model: one forward pass over the whole
+    prompt, then the next-token log-probabilities of every spelling of "yes" and "no"."""
 
     _lock = threading.Lock()
     _words: dict[int, dict[str, tuple[int, ...]]] = {}
@@ -240,17 +239,18 @@ class _EmbeddedScorer:
 
     @staticmethod
     def _next_token_logprobs(model: Any, tokens: list[int]) -> Any:
-        """Evaluate ``tokens`` (after the prefix already in the KV cache) and return the
-        log-softmax of the logits at the last position (a numpy array over the vocabulary)."""
+        """Evaluate ``tokens`` from an empty KV cache and return the log-softmax of the logits
+        at the last position (a numpy array over the vocabulary).
+
+        The prompt is always evaluated whole, never after a reused prefix: llama.cpp's kernels
+        differ with the batch size, so a score computed after a cached prefix differs from a
+        fresh one by up to a few tenths, and a verdict must not depend on which rewrite was
+        judged before it (a resumed run would flip borderline verdicts).  Judge prompts are
+        short, so the reuse saved little."""
         import numpy as np
 
-        cached = [int(t) for t in model.input_ids[: model.n_tokens]]
-        keep = 0
-        limit = min(len(cached), len(tokens) - 1)  # evaluate at least one token
-        while keep < limit and cached[keep] == tokens[keep]:
-            keep += 1
-        model.n_tokens = keep
-        model.eval(tokens[keep:])
+        model.n_tokens = 0
+        model.eval(tokens)
         logits = np.ctypeslib.as_array(model._ctx.get_logits(), shape=(model.n_vocab(),))
         logits = logits.astype(np.float64)
         top = float(logits.max())
