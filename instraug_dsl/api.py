@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .runtime.bootstrap import BootstrapResult
     from .runtime.engine import EngineConfig
     from .runtime.estimate import Estimate
+    from .runtime.router import RouterSpec
 
 __all__ = [
     "CheckResult",
@@ -149,7 +150,9 @@ class Backend:
     in USD: a run whose estimate is above it does not start, and a run that reaches it
     stops cleanly.  ``constrain`` is ``"auto"`` (constrained decoding with the validators'
     grammar or regex wherever the provider supports it: the embedded models, vLLM and
-    llama.cpp servers) or ``"off"``.
+    llama.cpp servers) or ``"off"``.  ``router`` is a router file (``--router``: litellm's
+    ``model_list``, JSON or YAML): ``model`` (or the plan's) then names one of its groups,
+    and the calls are spread over that group's deployments (docs: "Endpoint pools").
     """
 
     model: str | None = None
@@ -159,6 +162,7 @@ class Backend:
     timeout: float = 120.0
     budget: float | None = None
     constrain: str = "auto"
+    router: PathLike | None = None
 
     def engine(self, plan_model: str) -> EngineConfig:
         """The runtime's engine settings for a plan whose model is ``plan_model``."""
@@ -170,6 +174,7 @@ class Backend:
             raise UsageError("--timeout must be positive")
         if self.constrain not in ("auto", "off"):
             raise UsageError(f"--constrain must be auto or off, not {self.constrain!r}")
+        pool = self._pool(self.model or plan_model)
         return EngineConfig(
             model=self.model,
             api_base=self.api_base,
@@ -178,7 +183,29 @@ class Backend:
             timeout=self.timeout,
             budget_usd=self.budget,
             constrain="off" if self.constrain == "off" else "auto",
+            router=pool,
         )
+
+    def _pool(self, model: str) -> RouterSpec | None:
+        """The checked router file, whose groups must include `model`."""
+        if self.router is None:
+            return None
+        from .runtime.router import load_router
+
+        for flag, value in (("--api-base", self.api_base), ("--api-key", self.api_key)):
+            if value is not None:
+                raise UsageError(
+                    f"--router and {flag} do not go together: the router file gives each "
+                    "deployment its address and key"
+                )
+        pool = load_router(Path(os.fspath(self.router)))
+        if not pool.serves(model):
+            given = "--model" if self.model else "the plan's model"
+            raise UsageError(
+                f"{pool.source}: no deployment has model_name `{model}` ({given}); "
+                f"pass --model with one of: {', '.join(pool.groups)}"
+            )
+        return pool
 
 
 def preview(

@@ -65,6 +65,14 @@ ConstrainOpt = Annotated[
         "it (embedded, vLLM, llama.cpp server); `off`: never.",
     ),
 ]
+RouterOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--router",
+        help="An endpoint pool: litellm's model_list (JSON or YAML) with weights, retries, "
+        "fallbacks and cool-down; --model names one of its model_name groups.",
+    ),
+]
 
 
 def _backend(
@@ -75,10 +83,11 @@ def _backend(
     timeout: float,
     budget: float | None,
     constrain: str = "auto",
+    router: Path | None = None,
 ) -> Backend:
     from ..api import Backend
 
-    return Backend(model, api_base, api_key, concurrency, timeout, budget, constrain)
+    return Backend(model, api_base, api_key, concurrency, timeout, budget, constrain, router)
 
 
 def _task_list(tasks: str | None) -> tuple[str, ...] | None:
@@ -103,6 +112,7 @@ def augment_cmd(
     fresh: FreshOpt = False,
     budget: BudgetOpt = None,
     constrain: ConstrainOpt = "auto",
+    router: RouterOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent.")] = False,
     show: Annotated[int, typer.Option("--show", min=0, help="Requests --dry-run prints.")] = 3,
     tasks: Annotated[str | None, typer.Option("--tasks", help="Only these tasks (a,b,c).")] = None,
@@ -142,7 +152,9 @@ def augment_cmd(
             sources,
             out,
             plan=plan,
-            backend=_backend(model, api_base, api_key, concurrency, timeout, budget, constrain),
+            backend=_backend(
+                model, api_base, api_key, concurrency, timeout, budget, constrain, router
+            ),
             fresh=fresh,
             tasks=names,
             limit=limit,
@@ -223,6 +235,7 @@ def run_cmd(
     fresh: FreshOpt = False,
     budget: BudgetOpt = None,
     constrain: ConstrainOpt = "auto",
+    router: RouterOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
     allow_imports: AllowOpt = None,
@@ -236,7 +249,9 @@ def run_cmd(
             load_sources([path], allow_imports),
             out,
             sampling=sampling,
-            backend=_backend(model, api_base, api_key, concurrency, timeout, budget, constrain),
+            backend=_backend(
+                model, api_base, api_key, concurrency, timeout, budget, constrain, router
+            ),
             fresh=fresh,
             force=force,
             progress=not quiet,

@@ -340,6 +340,36 @@ class InvocationFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolDeployment:
+    """One deployment of an endpoint pool (``--router FILE``): never its key."""
+
+    id: str
+    model_name: str
+    model: str
+    #: Without credentials (user-info and query values masked); None: the provider's own.
+    api_base: str | None
+    weight: float | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSummary:
+    """The endpoint pool a run sent its calls through (``--router FILE``) and the router
+    settings used (``allowed_fails``, ``cooldown_time``, ``timeout``: None when the file
+    gives none and litellm's own policy, or ``--timeout``, applies)."""
+
+    file: str
+    routing_strategy: str
+    num_retries: int
+    allowed_fails: int | None
+    cooldown_time: float | None
+    timeout: float | None
+    fallbacks: dict[str, tuple[str, ...]]
+    deployments: tuple[PoolDeployment, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """``summary.json``: what a run did, in numbers that reconcile.
 
@@ -366,6 +396,8 @@ class Summary:
     versions: dict[str, str] = field(default_factory=dict)
     #: The plan's judge and what it did (``None``: the run had no judge).
     judge: JudgeSummary | None = None
+    #: The endpoint pool of ``--router FILE`` (``None``: no router file).
+    router: PoolSummary | None = None
 
 
 def write_rows(path: Path, rows: Iterable[object]) -> int:

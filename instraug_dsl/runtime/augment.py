@@ -194,7 +194,7 @@ def preflight(
     constrained call has its own key)."""
     key = engine.first_key if engine is not None else lambda r: first_call_key(r, options.engine)
     todo = [r for r in prepared.requests if not cache.contains(key(r))]
-    est = estimate_requests(todo, prepared.model)
+    est = estimate_requests(todo, prepared.model, options.engine.router)
     budget = options.engine.budget_usd
     if budget is not None and est.cost_usd > budget:
         raise BudgetExceeded(
@@ -392,6 +392,7 @@ def _write_outputs(
         ),
         versions=_versions(),
         judge=judge.summary() if judge is not None else None,
+        router=options.engine.router.summary() if options.engine.router else None,
     )
     write_summary(run.summary, summary)
     return summary

@@ -36,6 +36,7 @@ from .constrain import Capability, ConstrainMode, Constraint, capability, provid
 from .limiter import AIMDLimiter
 from .outcome import AttemptRecord, Outcome
 from .progress import Progress
+from .router import RouterSpec
 
 #: Validates one reply of one request (the compiler's ``evaluate_reply`` with its validator).
 Evaluator = Callable[[Request, str], tuple[Verdict, ...]]
@@ -74,6 +75,8 @@ class EngineConfig:
     constrain: ConstrainMode = "auto"
     schedule: Schedule = "auto"
     reask: Reask = "auto"
+    #: ``--router FILE``: calls to one of its groups go through that endpoint pool.
+    router: RouterSpec | None = None
 
 
 def default_concurrency(model: str) -> int:
@@ -321,6 +324,7 @@ class Engine:
             api_base=cfg.api_base,
             api_key=cfg.api_key,
             constraint=constraint,
+            router=cfg.router,
         )
         tries = 0
         while True:
@@ -382,7 +386,11 @@ class Engine:
         without the capability, or a request without a constraint)."""
         if self.config.constrain == "off" or self.constraint_of is None:
             return None, None
-        able = capability(provider_of(model), self.config.api_base)
+        pool = self.config.router
+        if pool is not None and pool.serves(model):  # what every deployment it reaches takes
+            able = pool.capability(model)
+        else:
+            able = capability(provider_of(model), self.config.api_base)
         if able is None:
             return None, None
         constraint = self.constraint_of(request)

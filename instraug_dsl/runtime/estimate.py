@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..contract.compiled import Request
+from .router import RouterSpec
 
 _CHARS_PER_TOKEN = 4.0
 _PER_MESSAGE = 4
@@ -42,15 +43,21 @@ def completion_tokens(request: Request) -> int:
     return min(request.max_tokens, guess)
 
 
-def estimate_requests(requests: Sequence[Request], model: str) -> Estimate:
+def estimate_requests(
+    requests: Sequence[Request], model: str, pool: RouterSpec | None = None
+) -> Estimate:
     """Tokens and cost of sending each request once to ``model``.
 
     Cost comes from litellm's bundled price list (imported only for priced providers); it is
-    0 for local models and for models litellm has no price for.
+    0 for local models and for models litellm has no price for.  When ``model`` is a group
+    of the endpoint pool ``pool``, every call is priced as its dearest deployment's.
     """
     p = sum(prompt_tokens(r) for r in requests)
     c = sum(completion_tokens(r) for r in requests)
     from . import llm
 
-    cost = llm.estimate_cost(model, p, c) if requests else 0.0
+    models = [model]
+    if pool is not None and pool.serves(model):
+        models = [d.model for d in pool.group(model)]
+    cost = max(llm.estimate_cost(m, p, c) for m in models) if requests else 0.0
     return Estimate(len(requests), p, c, cost)

@@ -10,6 +10,7 @@ by `BackendError.kind`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import math
@@ -20,12 +21,15 @@ import sys
 import threading
 import time
 import typing
+import warnings
+import weakref
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from ..lang.model import DEFAULT_MODEL  # the one default model, declared with the plans
 from .constrain import Constraint, capability
+from .router import RouterSpec
 
 T = TypeVar("T")
 
@@ -59,6 +63,21 @@ class LLMCall:
     #: The reply's shape for constrained decoding (set by the engine only for providers
     #: with a capability in `constrain.CAPABILITIES`).
     constraint: Constraint | None = None
+    #: ``--router FILE``: when `model` is one of its groups, the call goes through that pool
+    #: (a ``litellm.Router``) instead of to `api_base`.
+    router: RouterSpec | None = None
+
+    @property
+    def pooled(self) -> bool:
+        """True when this call goes through the endpoint pool of `router`."""
+        return self.router is not None and self.router.serves(self.model)
+
+    def secrets(self) -> list[str]:
+        """Every credential this call may carry, the router file's keys included."""
+        from .secrets import call_secrets
+
+        found = call_secrets(self.api_key, self.api_base)
+        return found + self.router.secrets() if self.router is not None else found
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +241,8 @@ async def ashutdown() -> None:
         from .replycap import aclose_clients
 
         await aclose_clients()
+    with contextlib.suppress(RuntimeError):
+        _retire_routers(asyncio.get_running_loop())
     if "litellm" not in sys.modules:
         return
     from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
@@ -291,15 +312,15 @@ async def acomplete(call: LLMCall) -> LLMResult:
     masked too, so it is never stored or written.  A reply larger than `reply_limit`
     allows fails with kind ``oversize``.
     """
-    from .secrets import call_secrets, mask_known, redact
+    from .secrets import mask_known, redact
 
     try:
         result = await _acomplete(call)
     except BackendError as exc:
         # URLs in the message lose their user-info and query values; the keys go too.
-        clean = redact(exc.message, call_secrets(call.api_key, call.api_base))
+        clean = redact(exc.message, call.secrets())
         raise BackendError(exc.kind, clean, exc.retry_after) from None
-    text = mask_known(result.text, call_secrets(call.api_key, call.api_base))
+    text = mask_known(result.text, call.secrets())
     if text != result.text:
         result = dataclasses.replace(result, text=text)
     return result
@@ -311,22 +332,41 @@ async def _acomplete(call: LLMCall) -> LLMResult:
     try:
         litellm = _litellm()
         ensure_providers_registered()
-        kwargs = _request(litellm, call)
+        sending = _send(litellm, call)
         start = time.monotonic()  # after the one-off import: latency is the call's own
         # litellm does not enforce `timeout` for custom providers, and a wedged connection
         # must not hang the engine either: the deadline is ours.  The reply bound is set
         # before wait_for makes its task, which copies it.
         with replycap.bounded(replycap.reply_limit(call.max_tokens)):
-            response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=call.timeout)
+            response = await asyncio.wait_for(sending, timeout=_deadline(call))
         return _result(response, call, time.monotonic() - start)
     except BackendError:
         raise
     except TimeoutError:
         raise BackendError(
-            "timeout", f"{call.model}: no reply within the {call.timeout:g} s deadline"
+            "timeout", f"{call.model}: no reply within the {_deadline(call):g} s deadline"
         ) from None
     except Exception as exc:
         raise _classify(exc, call) from None
+
+
+def _send(litellm: Any, call: LLMCall, extra: Mapping[str, Any] | None = None) -> Any:
+    """The awaitable of `call`: through its endpoint pool, or straight to litellm."""
+    if call.router is not None and call.pooled:
+        kwargs = _pool_request(call, call.router)
+        kwargs.update(extra or {})
+        return _router(litellm, call.router).acompletion(**kwargs)
+    kwargs = _request(litellm, call)
+    kwargs.update(extra or {})
+    return litellm.acompletion(**kwargs)
+
+
+def _deadline(call: LLMCall) -> float:
+    """Our deadline of the whole call: ``timeout``, or for a pooled call every attempt the
+    router may make (each attempt has ``timeout``, so a stalled deployment costs one)."""
+    if call.router is not None and call.pooled:
+        return call.router.deadline(call.model, call.timeout)
+    return call.timeout
 
 
 def _request(litellm: Any, call: LLMCall) -> dict[str, Any]:
@@ -384,6 +424,94 @@ def _constraint_body(provider: str, call: LLMCall, constraint: Constraint) -> di
     if able is None:
         raise BackendError("fatal", f"{call.model}: this provider takes no decoding constraint")
     return able.extra_body(constraint)
+
+
+# ------------------------------------------------------------------ endpoint pools
+
+
+def _pool_request(call: LLMCall, pool: RouterSpec) -> dict[str, Any]:
+    """``Router.acompletion`` keyword arguments of a pooled `call`.
+
+    No address, key or client: each attempt takes its deployment's (the router merges its
+    ``litellm_params`` under these, so anything given here would override every deployment).
+    ``timeout`` is one attempt's; the router's ``num_retries`` apply (not ours: 0), so a
+    failed or stalled deployment is followed at once by another one of the group.
+    """
+    kwargs: dict[str, Any] = {
+        "model": call.model,
+        "messages": [dict(m) for m in call.messages],
+        "temperature": call.temperature,
+        "top_p": call.top_p,
+        "max_tokens": call.max_tokens,
+        "timeout": pool.attempt_timeout(call.timeout),
+        "drop_params": True,
+    }
+    if call.seed is not None:
+        kwargs["seed"] = call.seed
+    if call.constraint is not None:
+        able = pool.capability(call.model)
+        if able is None:
+            raise BackendError(
+                "fatal",
+                f"{call.model}: the deployments of this pool take no common decoding constraint",
+            )
+        kwargs["extra_body"] = able.extra_body(call.constraint)
+    return kwargs
+
+
+# One litellm.Router per event loop and router file: its clients belong to the loop that
+# opened them, and every run (``run_async``) has its own loop.  Built at the first pooled call.
+_routers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[RouterSpec, Any]]
+_routers = weakref.WeakKeyDictionary()
+
+
+def _router(litellm: Any, pool: RouterSpec) -> Any:
+    """The ``litellm.Router`` of `pool` for the running loop (built once, lazily)."""
+    per_loop = _routers.setdefault(asyncio.get_running_loop(), {})
+    router = per_loop.get(pool)
+    if router is None:
+        router = per_loop[pool] = _build_router(litellm, pool)
+    return router
+
+
+def _build_router(litellm: Any, pool: RouterSpec) -> Any:
+    """Check every deployment's provider and key like a direct call's, then build the router.
+    Raises `BackendError` (fatal) naming the file and the deployment's field."""
+    keys: dict[int, str] = {}
+    for index, deployment in enumerate(pool.deployments):
+        where = f"{pool.source}: {deployment.where}.litellm_params"
+        try:
+            provider = _provider(litellm, deployment.model)
+        except BackendError as exc:
+            raise BackendError("fatal", f"{where}.model: {exc.message}") from None
+        if deployment.api_key or provider in LOCAL_PROVIDERS:
+            continue
+        missing = _missing_keys(litellm, deployment.model)
+        if missing and deployment.api_base and provider == "openai":
+            keys[index] = _PLACEHOLDER_KEY  # a local OpenAI-compatible server
+        elif missing:
+            raise BackendError(
+                "fatal",
+                f"{where}.api_key: missing API key for {deployment.model}: give api_key "
+                "(e.g. os.environ/NAME) or set the environment variable " + " and ".join(missing),
+            )
+    try:
+        with warnings.catch_warnings():  # litellm's own (pydantic) warnings are not the user's
+            warnings.simplefilter("ignore")
+            return litellm.Router(**pool.router_arguments(keys))
+    except Exception as exc:  # litellm validates the model list its own way
+        raise BackendError(
+            "fatal", f"{pool.source}: litellm's Router refused the file: {_detail(exc)}"
+        ) from None
+
+
+def _retire_routers(loop: asyncio.AbstractEventLoop) -> None:
+    """Drop the loop's routers and their global registrations (litellm's ``retire()``)."""
+    for router in _routers.pop(loop, {}).values():
+        retire = getattr(router, "retire", None)
+        if callable(retire):
+            with contextlib.suppress(Exception):
+                retire()
 
 
 # Per-process memos of litellm lookups that depend only on the model name: the engine asks
@@ -497,7 +625,10 @@ def _classify(exc: Exception, call: LLMCall) -> BackendError:
 
     from .replycap import ReplyTooLarge
 
+    pool = call.router if call.pooled else None
     where = call.api_base or "the provider"
+    if pool is not None:
+        where = f"a deployment of the pool in {os.path.basename(pool.source)}"
     for inner in _chain(exc):
         if isinstance(inner, BackendError):  # raised by our own providers, wrapped by litellm
             return inner
@@ -507,10 +638,22 @@ def _classify(exc: Exception, call: LLMCall) -> BackendError:
                 f"{call.model}: {inner} for max_tokens {call.max_tokens} from {where}; "
                 "stopped reading, not kept",
             )
+        if pool is not None and type(inner).__name__ == "RouterRateLimitError":
+            # litellm.types.router.RouterRateLimitError: every deployment is cooling down.
+            wait = getattr(inner, "cooldown_time", None)
+            wait = float(wait) if isinstance(wait, int | float) and wait >= 0 else None
+            return BackendError(
+                "rate_limit",
+                f"{call.model}: every deployment of the pool is cooling down"
+                + (f" (for up to {wait:g} s)" if wait is not None else ""),
+                wait,
+            )
     chain = list(_chain(exc))
     if any(
         isinstance(e, httpx.ConnectError | ConnectionRefusedError | socket.gaierror) for e in chain
     ):
+        if pool is not None:  # one deployment is down: the router cools it down, others serve
+            return BackendError("transient", f"{call.model}: cannot reach {where}")
         return BackendError("fatal", f"{call.model}: cannot reach the server at {where}")
     if any(isinstance(e, openai.APITimeoutError | httpx.TimeoutException) for e in chain):
         return BackendError("timeout", f"{call.model}: {where} did not answer in time")
@@ -593,27 +736,23 @@ async def acomplete_logprobs(
     of `acomplete`.
     """
     from . import replycap
-    from .secrets import call_secrets, mask_known, redact
+    from .secrets import mask_known, redact
 
-    secrets = call_secrets(call.api_key, call.api_base)
+    secrets = call.secrets()
     try:
         try:
             litellm = _litellm()
             ensure_providers_registered()
-            kwargs = _request(litellm, call)
-            kwargs["logprobs"] = True
-            kwargs["top_logprobs"] = top
+            sending = _send(litellm, call, {"logprobs": True, "top_logprobs": top})
             start = time.monotonic()
             with replycap.bounded(replycap.reply_limit(call.max_tokens)):
-                response = await asyncio.wait_for(
-                    litellm.acompletion(**kwargs), timeout=call.timeout
-                )
+                response = await asyncio.wait_for(sending, timeout=_deadline(call))
             result = _result(response, call, time.monotonic() - start)
         except BackendError:
             raise
         except TimeoutError:
             raise BackendError(
-                "timeout", f"{call.model}: no reply within the {call.timeout:g} s deadline"
+                "timeout", f"{call.model}: no reply within the {_deadline(call):g} s deadline"
             ) from None
         except Exception as exc:
             raise _classify(exc, call) from None
