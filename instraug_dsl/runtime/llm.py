@@ -229,6 +229,38 @@ def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> flo
         return 0.0
 
 
+def batch_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """Price in USD of a call answered through a provider's batch API: litellm's batch prices
+    (``*_cost_per_token_batches`` of its bundled list, else half the regular price, as
+    litellm's ``batch_cost_calculator`` does); 0.0 for local or unknown models."""
+    if model.split("/", 1)[0] in LOCAL_PROVIDERS:
+        return 0.0
+    litellm = _litellm()
+    try:
+        from litellm.cost_calculator import batch_cost_calculator
+
+        usage = litellm.Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+        prompt_cost, completion_cost = batch_cost_calculator(usage=usage, model=model)
+        total = float(prompt_cost) + float(completion_cost)
+    except Exception:  # an unknown model, or a litellm without batch prices
+        return estimate_cost(model, prompt_tokens, completion_tokens) / 2
+    return total if math.isfinite(total) and total >= 0 else 0.0
+
+
+def token_choices(body: Mapping[str, Any]) -> tuple[TokenChoices, ...] | None:
+    """The per-token choices of a ``chat.completion`` body read from a file (a batch
+    result), as `acomplete_logprobs` reads them from a reply; None when it has none."""
+
+    class _Reply:
+        choices = body.get("choices")
+
+    return _token_choices(_Reply())
+
+
 async def ashutdown() -> None:
     """Stop litellm's background logging worker before the event loop closes.
 
