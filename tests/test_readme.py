@@ -20,7 +20,7 @@ def test_readme_is_up_to_date() -> None:
 
 def test_readme_fits_on_a_few_screens() -> None:
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    assert len(lines) <= 120, f"README.md has {len(lines)} lines; move detail into docs/"
+    assert len(lines) <= 150, f"README.md has {len(lines)} lines; move detail into docs/"
 
 
 def test_the_docs_site_builds_strictly(tmp_path: Path) -> None:
