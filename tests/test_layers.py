@@ -18,6 +18,7 @@ RANKS = {
     "lang.source": 0,
     "lang.diagnostics": 0,
     "fsio": 1,
+    "cluster": 2,
     "lang": 2,
     "contract": 3,
     "importers": 3,

@@ -145,6 +145,7 @@ def test_check_imports_jinja_only_for_meta_prompts(tmp_path: Path) -> None:
     tasks.write_text(SAMPLE, encoding="utf-8")
     loaded = _modules_after_check(tasks)
     assert "jinja2" not in loaded and "pydantic" not in loaded and "litellm" not in loaded
+    assert "ray" not in loaded  # only `--executor ray` imports it
     prompts = tmp_path / "prompts.iat"
     prompts.write_text('metaprompt m { user "Rewrite {{ instruction }}" }\n', encoding="utf-8")
     assert "jinja2" in _modules_after_check(prompts)

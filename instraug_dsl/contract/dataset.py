@@ -5,7 +5,8 @@
     OUT/
       train.jsonl | train.parquet   MIns+ rows of the training tasks (or, with a trainer
                                     format, train.messages.jsonl | train.llava.json |
-                                    train.ofa.tsv)
+                                    train.ofa.tsv; with --executor ray, the folder train/
+                                    of Parquet shards part-00000.parquet, ...)
       test.*                        held-out tasks, original instructions only, same format
       README.md                     dataset card: splits and features (HF datasets reads it)
       errors.jsonl                  ErrorRow: records that could not be rendered
@@ -125,6 +126,11 @@ class OutputFiles:
 
     ``messages_content`` (``messages`` format only): ``parts`` when any row has an image
     (every ``content`` is a list of typed parts), ``text`` when none has (plain strings).
+
+    ``shards`` (``--executor ray`` only): each split's Parquet shards, {split: {path: sha256}}
+    with paths relative to the dataset folder; ``data``/``test`` are then the splits'
+    folders and ``data_sha256``/``test_sha256`` the SHA-256 of the ``sha256sum``-style
+    listing of their shards, ``"<sha256>  <name>\n"`` in name order.
     """
 
     data: str
@@ -135,6 +141,7 @@ class OutputFiles:
     dropped: str
     card: str
     messages_content: str | None = None
+    shards: dict[str, dict[str, str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ format of :mod:`~instraug_dsl.dataset.writers`, with the carried columns of
 from __future__ import annotations
 
 import random
+import shutil
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +52,7 @@ from .records import LineError, ShapeError, TaskIndex, lookup, record_id
 from .render import RenderError, TaskRenderer
 from .run import Run
 from .sampling import MODES, Sampler
-from .sources import InstanceReader, InstanceSource, detect, require
+from .sources import InstanceReader, detect, require
 from .writers import (
     FORMATS,
     OFA_COLUMNS,
@@ -138,11 +139,12 @@ def check_output_dir(out_dir: Path, *, force: bool = False) -> None:
         )
 
 
-class _Errors:
-    """The errors file plus the strict-mode switch."""
+class Errors:
+    """The error rows (``errors.jsonl``, or a list in a Ray task) plus the strict-mode
+    switch."""
 
-    def __init__(self, path: Path, instances: Path, strict: bool) -> None:
-        self.writer = JsonlWriter(path)
+    def __init__(self, writer: RowWriter, instances: Path, strict: bool) -> None:
+        self.writer = writer
         self.instances = instances
         self.strict = strict
         self.count = 0
@@ -151,13 +153,17 @@ class _Errors:
         self, line: int, uid: str | None, task: str | None, field: str | None, reason: str
     ) -> None:
         self.count += 1
+        row = {"line": line, "unique_id": uid, "task": task, "field": field, "reason": reason}
         if self.strict:
-            who = f"record {uid}" if uid else "a record"
-            where = f"{field}: " if field else ""
-            raise RecordError(f"{self.instances}:{line}: {who}: {where}{reason}")
-        self.writer.write(
-            {"line": line, "unique_id": uid, "task": task, "field": field, "reason": reason}
-        )
+            raise strict_error(self.instances, row)
+        self.writer.write(row, None, "")
+
+
+def strict_error(instances: Path, row: dict[str, Any]) -> RecordError:
+    """``--strict``: the error for the first record that cannot be rendered (an error row)."""
+    who = f"record {row['unique_id']}" if row["unique_id"] else "a record"
+    where = f"{row['field']}: " if row["field"] else ""
+    return RecordError(f"{instances}:{row['line']}: {who}: {where}{row['reason']}")
 
 
 def _row(
@@ -224,12 +230,131 @@ def _uid(record: dict[str, Any]) -> str | None:
     return None if _unencodable(text) else text
 
 
-class _Split:
-    """One output split: its writer, the file name, and rows written."""
+def ids(record: dict[str, Any], line: int) -> tuple[str, str | None]:
+    """A record's id in reports (``unique_id`` or ``line N``) and its ``unique_id`` column."""
+    rid = record_id(record, line)
+    return (f"line {line}" if _unencodable(rid) else rid), _uid(record)
 
-    def __init__(self, out_dir: Path, name: str, fmt: str, columns: Sequence[Column]) -> None:
-        self.filename = f"{name}{SUFFIXES[fmt]}"
-        self.writer: RowWriter = open_writer(out_dir / self.filename, fmt, columns)
+
+def classify(
+    line: int,
+    record: dict[str, Any] | LineError,
+    index: TaskIndex,
+    errors: Errors,
+    unmatched: Counter[str],
+) -> str | None:
+    """The task a record of the input belongs to; ``None`` when it is an error row (a bad
+    line, a condition that meets the wrong shape) or no task claims it (counted)."""
+    if isinstance(record, LineError):
+        errors.add(line, None, None, record.field, record.reason)
+        return None
+    try:
+        task = index.match(record)
+    except ShapeError as exc:
+        errors.add(line, ids(record, line)[0], None, exc.field, exc.reason)
+        return None
+    if task is None:
+        unmatched[_task_name_key(record.get("task_name"))] += 1
+        return None
+    return task.name
+
+
+class Split:
+    """One output split: its name, file name and writer (which counts the rows)."""
+
+    def __init__(self, name: str, filename: str, writer: RowWriter) -> None:
+        self.name = name
+        self.filename = filename
+        self.writer = writer
+
+    @classmethod
+    def open(cls, out_dir: Path, name: str, fmt: str, columns: Sequence[Column]) -> Split:
+        """The split ``name`` written to its file in ``out_dir``."""
+        filename = f"{name}{SUFFIXES[fmt]}"
+        return cls(name, filename, open_writer(out_dir / filename, fmt, columns))
+
+
+class TaskRows:
+    """Sampling and rendering, one record of a known task at a time.
+
+    Every random stream is the task's own (seeded with ``"<seed>/<task>"``), so what a task's
+    records become depends on the seed and that task's records in file order only: the
+    records of each task may be handed over task by task (a Ray task per task) and give the
+    same rows.
+    """
+
+    def __init__(
+        self,
+        pools: dict[str, TaskPool],
+        options: MaterializeOptions,
+        carry: Sequence[CarryColumn],
+        image: Sequence[PathKey] | None,
+        splits: dict[str, Split],
+        errors: Errors,
+    ) -> None:
+        self.options = options
+        self.train = {n: p for n, p in pools.items() if p.task.split != "test" and p.originals}
+        self.test = {n: p for n, p in pools.items() if p.task.split == "test" and p.originals}
+        self.sampler = Sampler(
+            self.train, raw_share=options.raw_share, mode=options.mode, seed=options.seed
+        )
+        self.splits = splits
+        self.errors = errors
+        self.emit = _Emitter(carry, image, options.shuffle_options)
+        self.per_task: dict[str, Counter[str]] = {name: Counter() for name in pools}
+        self.held_out: Counter[str] = Counter()
+        self._renderers: dict[str, TaskRenderer] = {}
+        self._test_rngs: dict[str, random.Random] = {}
+
+    def _renderer(self, task: str) -> TaskRenderer:
+        found = self._renderers.get(task)
+        if found is None:
+            pool = self.train[task] if task in self.train else self.test[task]
+            found = self._renderers[task] = TaskRenderer(
+                [c.plan for c in pool.originals + pool.kept]
+            )
+        return found
+
+    def take(self, task: str, record: dict[str, Any], line: int) -> None:
+        """Sample, render and write the rows of one record of ``task``."""
+        rid, uid = ids(record, line)
+        counts = self.per_task[task]
+        options = self.options
+        if task in self.test:
+            self.held_out[task] += 1
+            counts["instances"] += 1
+            split = self.splits.get("test")
+            if split is None:
+                return
+            pool = self.test[task]
+            rng = self._test_rngs.setdefault(task, random.Random(f"{options.seed}/{task}"))
+            chosen = (
+                pool.originals
+                if options.test_instructions == "all"
+                else [pool.originals[int(rng.random() * len(pool.originals))]]
+            )
+            for cand in chosen:
+                if not self.emit(
+                    split, self._renderer(task), cand, record, rng, uid, task, line, rid,
+                    counts, self.errors,
+                ):  # fmt: skip
+                    break
+            return
+        if task not in self.train:
+            self.held_out[task] += 1
+            return
+        counts["instances"] += 1
+        if options.per_task is not None and counts["written"] >= options.per_task:
+            counts["over_budget"] += 1
+            return
+        choice = self.sampler.choose(task)
+        if self.emit(
+            self.splits["train"], self._renderer(task), choice.candidate, record,
+            self.sampler.rng(task), uid, task, line, rid, counts, self.errors,
+        ):  # fmt: skip
+            counts["written"] += 1
+            counts[choice.candidate.kind] += 1
+            counts["fallback"] += choice.fallback
 
 
 def materialize(
@@ -255,17 +380,7 @@ def materialize(
     check_output_dir(out_dir, force=force)
     replacing = is_dataset_dir(out_dir)  # an earlier dataset of iatc is rewritten
     pools, drops = run_pools(run)
-    train = {n: p for n, p in pools.items() if p.task.split != "test" and p.originals}
-    test = {n: p for n, p in pools.items() if p.task.split == "test" and p.originals}
-    renderers = {
-        name: TaskRenderer([c.plan for c in pool.originals + pool.kept])
-        for name, pool in (train | test).items()
-    }
-    sampler = Sampler(train, raw_share=options.raw_share, mode=options.mode, seed=options.seed)
-    test_rngs: dict[str, random.Random] = {}
     index = TaskIndex(run.catalog.tasks)
-    per_task: dict[str, Counter[str]] = {name: Counter() for name in pools}
-    held_out: Counter[str] = Counter()
     unmatched: Counter[str] = Counter()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -274,82 +389,18 @@ def materialize(
     reader = InstanceReader(
         source, None if source.format.startswith("jsonl") else needed_columns(run, carry, image)
     )
-    emit = _Emitter(carry, image, options.shuffle_options)
-    splits: dict[str, _Split] = {}
-    errors: _Errors | None = None
+    splits: dict[str, Split] = {}
+    errors: Errors | None = None
     try:
-        splits["train"] = _Split(out_dir, "train", options.format, columns)
+        splits["train"] = Split.open(out_dir, "train", options.format, columns)
         if options.test_instructions != "none":
-            splits["test"] = _Split(out_dir, "test", options.format, columns)
-        errors = _Errors(out_dir / ERRORS, instances, options.strict)
+            splits["test"] = Split.open(out_dir, "test", options.format, columns)
+        errors = Errors(JsonlWriter(out_dir / ERRORS), instances, options.strict)
+        tasks = TaskRows(pools, options, carry, image, splits, errors)
         for line, rec in reader:
-            if isinstance(rec, LineError):
-                errors.add(line, None, None, rec.field, rec.reason)
-                continue
-            rid = record_id(rec, line)
-            rid = f"line {line}" if _unencodable(rid) else rid
-            uid = _uid(rec)
-            try:
-                task = index.match(rec)
-            except ShapeError as exc:
-                errors.add(line, rid, None, exc.field, exc.reason)
-                continue
-            if task is None:
-                unmatched[_task_name_key(rec.get("task_name"))] += 1
-                continue
-            counts = per_task[task.name]
-            if task.name in test:
-                held_out[task.name] += 1
-                counts["instances"] += 1
-                if "test" not in splits:
-                    continue
-                pool = test[task.name]
-                rng = test_rngs.setdefault(task.name, random.Random(f"{options.seed}/{task.name}"))
-                chosen = (
-                    pool.originals
-                    if options.test_instructions == "all"
-                    else [pool.originals[int(rng.random() * len(pool.originals))]]
-                )
-                for cand in chosen:
-                    if not emit(
-                        splits["test"],
-                        renderers[task.name],
-                        cand,
-                        rec,
-                        rng,
-                        uid,
-                        task.name,
-                        line,
-                        rid,
-                        counts,
-                        errors,
-                    ):
-                        break
-                continue
-            if task.name not in train:
-                held_out[task.name] += 1
-                continue
-            counts["instances"] += 1
-            if options.per_task is not None and counts["written"] >= options.per_task:
-                counts["over_budget"] += 1
-                continue
-            choice = sampler.choose(task.name)
-            if emit(
-                splits["train"],
-                renderers[task.name],
-                choice.candidate,
-                rec,
-                sampler.rng(task.name),
-                uid,
-                task.name,
-                line,
-                rid,
-                counts,
-                errors,
-            ):
-                counts["written"] += 1
-                counts[choice.candidate.kind] += 1
-                counts["fallback"] += choice.fallback
+            task = classify(line, rec, index, errors, unmatched)
+            if task is not None and not isinstance(rec, LineError):
+                tasks.take(task, rec, line)
     except BaseException:
         for split in splits.values():
             split.writer.abort()
@@ -364,30 +415,34 @@ def materialize(
         split.writer.commit()
     errors.writer.commit()
     if replacing:
-        _remove_stale_splits(out_dir, {split.filename for split in splits.values()})
+        remove_stale_splits(out_dir, {split.filename for split in splits.values()})
     write_rows(out_dir / DROPPED, drops)
     files = {name: split.filename for name, split in splits.items()}
-    write_text(out_dir / CARD, _card(run, files, options.format, columns, vision))
-    manifest = _manifest(
-        run,
-        source,
-        reader,
-        options,
-        pools,
-        per_task,
-        held_out,
-        unmatched,
-        errors.count,
-        drops,
-        out_dir,
-        splits,
-        vision,
+    write_text(out_dir / CARD, card(run, files, options.format, columns, vision))
+    train_file = splits["train"].filename
+    test_file = splits["test"].filename if "test" in splits else None
+    outputs = OutputFiles(
+        data=train_file,
+        data_sha256=sha256_file(out_dir / train_file),
+        test=test_file,
+        test_sha256=sha256_file(out_dir / test_file) if test_file else None,
+        errors=ERRORS,
+        dropped=DROPPED,
+        card=CARD,
+        messages_content=None if vision is None else ("parts" if vision else "text"),
     )
+    inputs = InstancesRef(
+        str(source.path), reader.sha256, reader.rows, source.format, reader.file_hashes or None
+    )
+    manifest = manifest_of(
+        run, inputs, options, pools, tasks.per_task, tasks.held_out, unmatched, errors.count,
+        drops, outputs,
+    )  # fmt: skip
     write_manifest(out_dir, manifest)
     return manifest
 
 
-def _messages_layout(splits: dict[str, _Split]) -> bool | None:
+def _messages_layout(splits: dict[str, Split]) -> bool | None:
     """For ``messages``: whether the dataset uses the vision (parts) form, decided over
     every split together (both must have one ``content`` type); ``None`` otherwise."""
     writers = [s.writer for s in splits.values() if isinstance(s.writer, MessagesWriter)]
@@ -399,12 +454,16 @@ def _messages_layout(splits: dict[str, _Split]) -> bool | None:
     return vision
 
 
-def _remove_stale_splits(out_dir: Path, written: set[str]) -> None:
+def remove_stale_splits(out_dir: Path, written: set[str]) -> None:
     """Delete the data files of the dataset being replaced that this one does not write (the
-    other format, a test split no longer wanted): they would pass for part of it."""
+    other format, a test split no longer wanted, the shard folders of ``--executor ray``):
+    they would pass for part of it."""
     for name in (f"{split}{SUFFIXES[fmt]}" for split in ("train", "test") for fmt in FORMATS):
         if name not in written:
             (out_dir / name).unlink(missing_ok=True)
+    for name in ("train", "test"):
+        if name not in written and (out_dir / name).is_dir():
+            shutil.rmtree(out_dir / name)
 
 
 class _Emitter:
@@ -419,7 +478,7 @@ class _Emitter:
 
     def __call__(
         self,
-        split: _Split,
+        split: Split,
         renderer: TaskRenderer,
         cand: Candidate,
         rec: dict[str, Any],
@@ -429,7 +488,7 @@ class _Emitter:
         line: int,
         rid: str,
         counts: Counter[str],
-        errors: _Errors,
+        errors: Errors,
     ) -> bool:
         """Render and write one row; an unrenderable record is an error row (False)."""
         try:
@@ -444,7 +503,7 @@ class _Emitter:
             return False
         row = _row(rec, uid, task, prompt, target, cand, self.carry)
         split.writer.write(row, _image(rec, self.image), rid)
-        if split.filename.startswith("test."):
+        if split.name == "test":
             counts["test_written"] += 1
             counts["written"] += 1  # a held-out task's rows are all in the test split
         return True
@@ -470,13 +529,14 @@ _DESCRIPTIONS = {
 }
 
 
-def _card(
+def card(
     run: Run,
     files: dict[str, str],
     fmt: str,
     columns: Sequence[Column],
     vision: bool | None,
 ) -> str:
+    """The dataset card (``README.md``): ``files`` is {split: path or glob}."""
     plan = run.plan.name if run.plan is not None else "unknown"
     summary = (
         f"MIns+-style instruction-tuning data written by `iatc materialize` from the run "
@@ -500,10 +560,9 @@ def _card(
     return dataset_card(files, "MIns+ dataset", summary, features, config)
 
 
-def _manifest(
+def manifest_of(
     run: Run,
-    source: InstanceSource,
-    reader: InstanceReader,
+    instances: InstancesRef,
     options: MaterializeOptions,
     pools: dict[str, TaskPool],
     per_task: dict[str, Counter[str]],
@@ -511,10 +570,9 @@ def _manifest(
     unmatched: Counter[str],
     n_errors: int,
     drops: list[DropRow],
-    out_dir: Path,
-    splits: dict[str, _Split],
-    vision: bool | None,
+    outputs: OutputFiles,
 ) -> MaterializeManifest:
+    """``manifest.json`` of a written dataset, from what was read and counted."""
     warnings = list(run.warnings)
     for augment, why in ((True, "no kept rewrites"), (False, "`augment false`")):
         names = [
@@ -543,35 +601,18 @@ def _manifest(
         )
         for name, c in sorted(per_task.items())
     }
-    train_file = splits["train"].filename
-    test_file = splits["test"].filename if "test" in splits else None
     return MaterializeManifest(
         format=MANIFEST_FORMAT,
         inputs=Inputs(
             run_dir=str(run.path),
             instructions=FileRef(str(run.path / "instructions.jsonl"), run.instructions_sha256),
-            instances=InstancesRef(
-                str(source.path),
-                reader.sha256,
-                reader.rows,
-                source.format,
-                reader.file_hashes or None,
-            ),
+            instances=instances,
             iat=dict(sorted(run.sources.items())),
             plan=run.plan.name if run.plan is not None else None,
         ),
         options=options,
         dedup_threshold=run.dedup_threshold,
-        outputs=OutputFiles(
-            data=train_file,
-            data_sha256=sha256_file(out_dir / train_file),
-            test=test_file,
-            test_sha256=sha256_file(out_dir / test_file) if test_file else None,
-            errors=ERRORS,
-            dropped=DROPPED,
-            card=CARD,
-            messages_content=None if vision is None else ("parts" if vision else "text"),
-        ),
+        outputs=outputs,
         counts=Counts(
             written=sum(c["written"] - c["test_written"] for c in per_task.values()),
             original=sum(c["original"] for c in per_task.values()),

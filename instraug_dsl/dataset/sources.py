@@ -52,7 +52,7 @@ from typing import IO, Any, Final
 from ..errors import DataError, UsageError
 from ..fsio import describe_os_error, read_json, sha256_file
 from ..lang.model import PathKey
-from .records import LineError, dotted, iter_lines, iter_records, strict_loads
+from .records import LineError, dotted, iter_lines, iter_records, parse_line, strict_loads
 
 INPUT_FORMATS: Final = ("jsonl", "jsonl.gz", "jsonl.zst", "parquet", "arrow", "save_to_disk")
 #: Rows per record batch read from Parquet (Arrow files keep the batches they were written in).
@@ -263,6 +263,18 @@ class InstanceReader:
     def _name(self, file: Path) -> str:
         return file.relative_to(self.source.path).as_posix() if self.source.folder else file.name
 
+    def read_part(self, part: Part) -> Iterator[tuple[int, dict[str, Any] | LineError]]:
+        """The rows of one part of the input (:func:`split_input`), numbered as the whole
+        input numbers them, with the same records and errors."""
+        fmt = self.source.format
+        if fmt == "jsonl":
+            yield from _line_range(part)
+        elif fmt in ("jsonl.gz", "jsonl.zst"):
+            yield from self  # a compressed stream is one part
+        else:
+            self.rows = part.first - 1
+            yield from self._columnar(part.file)
+
     # -- compressed JSON Lines
 
     def _compressed_lines(self) -> Iterator[bytes]:
@@ -334,6 +346,128 @@ class InstanceReader:
         if self.columns is None:
             return None
         return [n for n in dict.fromkeys(names) if n in self.columns]
+
+
+# ------------------------------------------------------------------ parts
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A piece of the input that one reader takes (``--executor ray``): a whole file, or
+    the lines of a JSON Lines file from byte ``start`` (a line's start) to byte ``end``;
+    ``first`` is the number of its first row or line in the whole input."""
+
+    file: Path
+    first: int
+    start: int = 0
+    end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SplitInput:
+    """The parts of an input, and its hashes as the manifest records them."""
+
+    parts: tuple[Part, ...]
+    sha256: str
+    file_hashes: dict[str, str]
+
+
+def split_input(source: InstanceSource, part_bytes: int = 64 << 20) -> SplitInput:
+    """Cut ``source`` into parts to read in parallel: a JSON Lines file into ranges of about
+    ``part_bytes`` that start at a line, a folder into its files (a compressed stream stays
+    one part).  One pass over the data here: the hashes, and the line or row numbers each
+    part starts at."""
+    fmt = source.format
+    path = source.path.resolve()
+    if fmt == "jsonl":
+        lines, digest = _line_parts(path, max(1, part_bytes))
+        return SplitInput(lines, digest, {})
+    if fmt in ("jsonl.gz", "jsonl.zst"):
+        return SplitInput((Part(path, 1),), sha256_file(path), {})
+    require(source)
+    parts: list[Part] = []
+    hashes: dict[str, str] = {}
+    first = 1
+    for file in source.files:
+        file = file.resolve()
+        parts.append(Part(file, first))
+        first += _row_count(file, fmt)
+        name = file.relative_to(path).as_posix() if source.folder else file.name
+        hashes[name] = sha256_file(file)
+    if not source.folder:
+        return SplitInput(tuple(parts), next(iter(hashes.values())), {})
+    listing = "".join(f"{sha}  {name}\n" for name, sha in sorted(hashes.items()))
+    digest = hashlib.sha256(listing.encode("utf-8")).hexdigest()
+    return SplitInput(tuple(parts), digest, dict(sorted(hashes.items())))
+
+
+def _line_parts(path: Path, part_bytes: int) -> tuple[tuple[Part, ...], str]:
+    try:
+        size = path.stat().st_size
+        cuts: list[int] = []
+        with path.open("rb") as fh:
+            pos = part_bytes
+            while pos < size:
+                fh.seek(pos - 1)
+                fh.readline()  # to the end of the line holding byte pos - 1
+                cut = fh.tell()
+                if cut >= size:
+                    break
+                cuts.append(cut)
+                pos = cut + part_bytes
+        digest = hashlib.sha256()
+        lines_before: list[int] = []
+        seen = offset = 0
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK * 16):
+                digest.update(chunk)
+                end = offset + len(chunk)
+                while len(lines_before) < len(cuts) and cuts[len(lines_before)] <= end:
+                    cut = cuts[len(lines_before)]
+                    lines_before.append(seen + chunk.count(b"\n", 0, cut - offset))
+                seen += chunk.count(b"\n")
+                offset = end
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {describe_os_error(exc)}") from None
+    starts, ends = [0, *cuts], [*cuts, None]
+    firsts = [1, *(n + 1 for n in lines_before)]
+    parts = tuple(Part(path, f, a, b) for f, a, b in zip(firsts, starts, ends, strict=True))
+    return parts, digest.hexdigest()
+
+
+def _line_range(part: Part) -> Iterator[tuple[int, dict[str, Any] | LineError]]:
+    """The records of a part of a JSON Lines file (as :func:`iter_records` reads them)."""
+    number = part.first
+    with part.file.open("rb") as fh:
+        fh.seek(part.start)
+        while part.end is None or fh.tell() < part.end:
+            raw = fh.readline()
+            if not raw:
+                break
+            if raw.strip():
+                yield number, parse_line(number, raw)
+            number += 1
+
+
+def _row_count(file: Path, fmt: str) -> int:
+    """Rows of a Parquet or Arrow file (metadata, or the batches' lengths: nothing decoded)."""
+    import pyarrow as pa
+
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            with pq.ParquetFile(str(file)) as reader:
+                return int(reader.metadata.num_rows)
+        with pa.memory_map(str(file)) as source:
+            if source.read(6) == b"ARROW1":
+                source.seek(0)
+                opened = pa.ipc.open_file(source)
+                return sum(opened.get_batch(i).num_rows for i in range(opened.num_record_batches))
+            source.seek(0)
+            return sum(batch.num_rows for batch in pa.ipc.open_stream(source))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(f"{file}: cannot read it as {fmt} data: {_oneline(exc)}") from None
 
 
 class _Hashing(io.RawIOBase):

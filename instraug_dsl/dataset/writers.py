@@ -141,7 +141,7 @@ class ParquetWriter:
         self.rows = 0
         self._file = AtomicFile(path, open_now=False)
         self._pa = pa
-        self._schema = pa.schema([(name, _arrow_type(pa, kind)) for name, kind in columns])
+        self._schema = arrow_schema(columns)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(str(self._file.tmp), self._schema)
@@ -188,6 +188,13 @@ class ParquetWriter:
 
 def _arrow_type(pa: Any, kind: str) -> Any:
     return pa.bool_() if kind == "bool" else getattr(pa, kind)()
+
+
+def arrow_schema(columns: Sequence[Column]) -> Any:
+    """The Arrow schema of rows with ``columns`` (what the Parquet files are written with)."""
+    import pyarrow as pa
+
+    return pa.schema([(name, _arrow_type(pa, kind)) for name, kind in columns])
 
 
 def _provenance(row: dict[str, Any]) -> dict[str, Any]:
