@@ -93,7 +93,7 @@ async def score_all(
         it = items[i]
         messages = render_judge(spec, it.source, it.candidate, it.task)
         wire = [{"role": m.role, "content": m.content} for m in messages]
-        key = judge_key(model=model, api_base=api_base, messages=wire)
+        key = judge_key(model=model, messages=wire)
         hit = cache.get(key)
         score = JudgeScore.from_cache(hit) if hit is not None else None
         if score is None:

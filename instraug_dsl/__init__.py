@@ -32,6 +32,8 @@ from .api import compile as compile
 from .api import load as load
 from .api import load_catalog as load_catalog
 from .api import materialize as materialize
+from .api import merge as merge
+from .api import merge_async as merge_async
 from .api import preview as preview
 from .api import run as run
 from .api import run_async as run_async
@@ -85,6 +87,8 @@ __all__ = [
     "load",
     "load_catalog",
     "materialize",
+    "merge",
+    "merge_async",
     "parse",
     "preview",
     "render_diagnostic",

@@ -22,7 +22,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from .contract.dataset import MaterializeManifest, MaterializeOptions
 from .errors import UsageError
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from .compile import Compiled
     from .contract.compiled import Request
     from .dataset.stats import RunStats
-    from .runtime.augment import AugmentResult
+    from .runtime.augment import AugmentOptions, AugmentResult
+    from .runtime.batch import BatchFile, BatchRound
     from .runtime.bootstrap import BootstrapResult
     from .runtime.engine import EngineConfig
     from .runtime.estimate import Estimate
@@ -53,9 +54,14 @@ __all__ = [
     "check",
     "check_text",
     "compile",
+    "compile_batch",
+    "ingest_batch",
+    "ingest_batch_async",
     "load",
     "load_catalog",
     "materialize",
+    "merge",
+    "merge_async",
     "preview",
     "run",
     "run_async",
@@ -245,6 +251,10 @@ async def augment_async(
     force: bool = False,
     progress: bool | TextIO = False,
     judge: str | None = None,
+    shard: str | None = None,
+    workers: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> AugmentResult:
     """Augment a plan's instructions with a model into the run directory ``out``.
 
@@ -252,11 +262,17 @@ async def augment_async(
     repeats none of them (``fresh=True`` ignores the cache).  ``tasks``/``limit`` narrow
     the run; ``force`` allows a non-empty folder that is not a run directory;
     ``progress=True`` shows progress on stderr (or pass a stream); ``judge`` names a declared
-    judge to use instead of the plan's (``"none"``: no judge).
+    judge to use instead of the plan's (``"none"``: no judge).  ``shard="I/N"`` runs only
+    shard I of N (put the shards together with :func:`merge`); ``workers=N`` runs N engine
+    processes that share the run's cache (the files written are the same as with one).
+    ``executor="ray"`` runs the parts as Ray tasks (the ``[ray]`` extra) on the cluster at
+    ``ray_address`` or on a local Ray instance; ``workers`` is then the number of parts
+    (default: one per CPU of the cluster).  The files written are the same again.
     """
     from .runtime.augment import AugmentOptions
     from .runtime.augment import augment_async as _augment
     from .runtime.progress import make_progress
+    from .runtime.shards import Shard
 
     catalog, texts = _checked(sources)
     spec = choose_plan(catalog, plan)
@@ -269,6 +285,10 @@ async def augment_async(
         limit=limit,
         force=force,
         judge=judge,
+        shard=Shard.parse(shard) if shard is not None else None,
+        workers=workers if workers is not None else (0 if executor == "ray" else 1),
+        executor=_executor(executor, ray_address),
+        ray_address=ray_address,
     )
     shown = make_progress(
         chosen.model or spec.model,
@@ -290,6 +310,10 @@ def augment(
     force: bool = False,
     progress: bool | TextIO = False,
     judge: str | None = None,
+    shard: str | None = None,
+    workers: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> AugmentResult:
     """:func:`augment_async` from synchronous code (works inside a running event loop too)."""
     from .runtime.llm import run_async
@@ -306,7 +330,155 @@ def augment(
             force=force,
             progress=progress,
             judge=judge,
+            shard=shard,
+            workers=workers,
+            executor=executor,
+            ray_address=ray_address,
         )
+    )
+
+
+def _executor(executor: str, ray_address: str | None) -> Literal["local", "ray"]:
+    """``--executor``, checked: ``local`` or ``ray`` (``--ray-address`` only with ``ray``)."""
+    if executor == "ray":
+        return "ray"
+    if executor != "local":
+        raise UsageError(f"--executor must be `local` or `ray`, not {executor!r}")
+    if ray_address is not None:
+        raise UsageError("--ray-address goes with --executor ray")
+    return "local"
+
+
+async def merge_async(
+    shards: Sequence[PathLike], out: PathLike, *, progress: bool | TextIO = False
+) -> AugmentResult:
+    """Put the run directories of ``augment(..., shard="I/N")`` for I = 1..N back together
+    into the new run directory ``out``: the same files one unsharded run writes.  Nothing
+    is sent to any model; a shard that stopped early is an error naming it."""
+    from .runtime.merge import merge_async as _merge
+    from .runtime.progress import make_progress
+
+    shown = make_progress(
+        "cache", quiet=progress is False, stream=None if isinstance(progress, bool) else progress
+    )
+    return await _merge([Path(p) for p in shards], Path(out), shown)
+
+
+def merge(
+    shards: Sequence[PathLike], out: PathLike, *, progress: bool | TextIO = False
+) -> AugmentResult:
+    """:func:`merge_async` from synchronous code (works inside a running event loop too)."""
+    from .runtime.llm import run_async
+
+    return run_async(merge_async(shards, out, progress=progress))
+
+
+# ------------------------------------------------------------- batch files
+
+
+def compile_batch(
+    sources: Sources,
+    out: PathLike,
+    *,
+    plan: str | None = None,
+    model: str | None = None,
+    tasks: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> BatchFile:
+    """Write the first batch file of a run (``iatc compile --format openai-batch``): one
+    OpenAI Batch input line per request's first attempt, its ``custom_id`` the call's cache
+    key.  Submit it to a batch API (or ``vllm run-batch``), then pass the results to
+    :func:`ingest_batch` with the same ``plan``, ``model``, ``tasks`` and ``limit``."""
+    from .runtime.batch import first_batch_async
+    from .runtime.llm import run_async
+
+    catalog, texts = _checked(sources)
+    options = _batch_options(catalog, plan, model, tasks, limit, None)
+    return run_async(first_batch_async(catalog, Path(out), options, texts))
+
+
+async def ingest_batch_async(
+    sources: Sources,
+    out: PathLike,
+    results: Sequence[PathLike],
+    *,
+    plan: str | None = None,
+    model: str | None = None,
+    tasks: Sequence[str] | None = None,
+    limit: int | None = None,
+    judge: str | None = None,
+    force: bool = False,
+    progress: bool | TextIO = False,
+) -> BatchRound:
+    """Ingest batch results into the run directory ``out`` (``iatc augment --from-batch``):
+    the run is replayed from its cache and the ``results`` (nothing is sent), its files are
+    written, and the calls still missing (re-asks, later rounds, the judge) go to the next
+    batch file, ``out/batch/round-K.jsonl`` (`BatchRound.next_batch`).  Ingesting again
+    continues; when nothing is missing (`BatchRound.complete`) the run's files are those of
+    a direct run whose model answered the same."""
+    from .runtime.batch import ingest_async
+    from .runtime.progress import make_progress
+
+    catalog, texts = _checked(sources)
+    options = _batch_options(catalog, plan, model, tasks, limit, judge)
+    options = replace(options, force=force)
+    shown = make_progress(
+        "batch", quiet=progress is False, stream=None if isinstance(progress, bool) else progress
+    )
+    files = [Path(p) for p in results]
+    return await ingest_async(catalog, Path(out), options, files, shown, texts)
+
+
+def ingest_batch(
+    sources: Sources,
+    out: PathLike,
+    results: Sequence[PathLike],
+    *,
+    plan: str | None = None,
+    model: str | None = None,
+    tasks: Sequence[str] | None = None,
+    limit: int | None = None,
+    judge: str | None = None,
+    force: bool = False,
+    progress: bool | TextIO = False,
+) -> BatchRound:
+    """:func:`ingest_batch_async` from synchronous code (works inside a running event loop)."""
+    from .runtime.llm import run_async
+
+    return run_async(
+        ingest_batch_async(
+            sources,
+            out,
+            results,
+            plan=plan,
+            model=model,
+            tasks=tasks,
+            limit=limit,
+            judge=judge,
+            force=force,
+            progress=progress,
+        )
+    )
+
+
+def _batch_options(
+    catalog: Catalog,
+    plan: str | None,
+    model: str | None,
+    tasks: Sequence[str] | None,
+    limit: int | None,
+    judge: str | None,
+) -> AugmentOptions:
+    """The options of a batch round (the runtime makes them cache-only and unconstrained)."""
+    from .runtime.augment import AugmentOptions
+
+    spec = choose_plan(catalog, plan)
+    return AugmentOptions(
+        plan=spec.name,
+        engine=Backend(model, constrain="off").engine(spec.model),
+        tasks=tuple(tasks) if tasks else None,
+        limit=limit,
+        judge=judge,
     )
 
 
@@ -372,6 +544,8 @@ def materialize(
     options: MaterializeOptions | None = None,
     iat: Sequence[PathLike] | PathLike | None = None,
     force: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> MaterializeResult:
     """Filter a run's rewrites, sample one instruction per instance and render MIns+ rows.
 
@@ -379,15 +553,25 @@ def materialize(
     ``instances`` is JSON Lines (plain, ``.gz``, ``.zst``), Parquet or Arrow (a file or a
     folder of shards) or a ``Dataset.save_to_disk`` folder; ``options`` chooses the
     output format (``jsonl``, ``parquet``, ``messages``, ``llava``, ``ofa-tsv``) and the
-    carried columns (docs/dataset.md).
+    carried columns (docs/dataset.md).  ``executor="ray"`` makes the same rows with Ray
+    Data (the ``[ray]`` extra) on the cluster at ``ray_address`` or on a local Ray
+    instance, written as Parquet shards in ``out/train/`` and ``out/test/``.
     """
-    from .dataset.materialize import materialize as _materialize
     from .dataset.run import load_run
 
+    chosen = _executor(executor, ray_address)
     run = load_run(Path(run_dir), _iat_paths(iat))
-    manifest = _materialize(
-        run, Path(instances), Path(out), options or MaterializeOptions(), force=force
-    )
+    given = options or MaterializeOptions()
+    if chosen == "ray":
+        from .dataset.ray_executor import materialize_on_ray
+
+        manifest = materialize_on_ray(
+            run, Path(instances), Path(out), given, force=force, address=ray_address
+        )
+    else:
+        from .dataset.materialize import materialize as _materialize
+
+        manifest = _materialize(run, Path(instances), Path(out), given, force=force)
     return MaterializeResult(Path(out), manifest)
 
 

@@ -95,7 +95,6 @@ def test_a_constrained_call_has_its_own_cache_key() -> None:
     base: dict[str, Any] = dict(
         request="r1",
         model="embedded/qwen-0.5b",
-        api_base=None,
         temperature=0.6,
         top_p=0.9,
         max_tokens=64,

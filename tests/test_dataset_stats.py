@@ -168,3 +168,21 @@ def test_cli(run_small: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "compiled/manifest.json" in result.output
     result = runner.invoke(app, ["stats", str(run_small), "--format", "yaml"])
     assert result.exit_code == 2 and "--format must be `text` or `json`" in result.output
+
+
+def test_html_never_replaces_a_file_that_is_not_a_report(run_small: Path, tmp_path: Path) -> None:
+    """A report is rewritten in place; someone else's file needs --force."""
+    _register_commands()
+    runner = CliRunner()
+    report = tmp_path / "report.html"
+    for _ in range(2):  # the second run replaces its own report
+        result = runner.invoke(app, ["stats", str(run_small), "--html", str(report)])
+        assert result.exit_code == 0, result.output
+    mine = tmp_path / "notes.html"
+    mine.write_text("<p>my notes</p>")
+    result = runner.invoke(app, ["stats", str(run_small), "--html", str(mine)])
+    assert result.exit_code == 2
+    assert f"--html {mine} exists and is not a report of `iatc stats`" in result.output
+    assert mine.read_text() == "<p>my notes</p>"
+    result = runner.invoke(app, ["stats", str(run_small), "--html", str(mine), "--force"])
+    assert result.exit_code == 0 and mine.read_text().startswith("<!DOCTYPE html>")

@@ -288,11 +288,24 @@ def test_second_run_is_served_from_cache(tmp_path: Path) -> None:
     assert generated_rows(first) == generated_rows(second) == generated_rows(fresh)
 
 
+def test_the_same_model_at_another_address_answers_from_the_cache(tmp_path: Path) -> None:
+    """The server's address is not part of the key: a model moved elsewhere repeats nothing."""
+    requests = [make_request(i) for i in range(10)]
+    with FakeServer(latency=0.0) as one:
+        first, _ = run_engine(tmp_path, requests, model="openai/fake", api_base=one.base_url)
+    with FakeServer(latency=0.0) as other:
+        second, engine = run_engine(
+            tmp_path, requests, model="openai/fake", api_base=other.base_url
+        )
+        assert other.requests == 0
+    assert engine.cache.hits == sum(len(o.attempts) for o in first)
+    assert generated_rows(first) == generated_rows(second)
+
+
 def test_changing_model_or_sampling_changes_the_key() -> None:
     base = dict(
         request="r1",
         model="openai/a",
-        api_base=None,
         temperature=0.6,
         top_p=0.9,
         max_tokens=64,
@@ -306,7 +319,6 @@ def test_changing_model_or_sampling_changes_the_key() -> None:
         {"temperature": 0.7},
         {"seed": 2},
         {"attempt": 2},
-        {"api_base": "http://127.0.0.1:1/v1"},
         {"request": "r2"},
         {"messages": [{"role": "user", "content": "y"}]},
     ):

@@ -60,11 +60,13 @@ def materialize_cmd(
     ],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output directory.")],
     format: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--format", help="`jsonl`, `parquet`, `messages` (TRL chat), `llava` or `ofa-tsv`."
+            "--format",
+            help="`jsonl` (the default), `parquet` (the only one, and the default, with "
+            "--executor ray), `messages` (TRL chat), `llava` or `ofa-tsv`.",
         ),
-    ] = "jsonl",
+    ] = None,
     raw_share: Annotated[float, typer.Option(help="Probability of an original.")] = 0.5,
     uniform: Annotated[bool, typer.Option("--uniform", help="Uniform over all.")] = False,
     seed: Annotated[int, typer.Option(help="Equal seeds give identical bytes.")] = 0,
@@ -102,6 +104,22 @@ def materialize_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Write into a non-empty folder that is not iatc's.")
     ] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="`local` (this process) or `ray` (Ray Data on --ray-address, or on a local "
+            "Ray instance; Parquet shards in OUT/train/ and OUT/test/; the [ray] extra).",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="The Ray cluster for --executor ray (HOST:PORT, auto, ray://HOST:10001); "
+            "default: start a local Ray instance.",
+        ),
+    ] = None,
 ) -> None:
     """Sample and render MIns+ rows from a run and an instance file.
 
@@ -124,13 +142,22 @@ def materialize_cmd(
             seed=seed,
             per_task=per_task,
             strict=strict,
-            format=format,  # type: ignore[arg-type]
+            format=(format or ("parquet" if executor == "ray" else "jsonl")),  # type: ignore[arg-type]
             shuffle_options=shuffle,
             test_instructions=test_instructions,  # type: ignore[arg-type]
             carry=DEFAULT_CARRY if carry is None else split_specs(carry),
             image_field=image_field or None,
         )
-        result = api.materialize(run_dir, instances, out, options=options, iat=iat, force=force)
+        result = api.materialize(
+            run_dir,
+            instances,
+            out,
+            options=options,
+            iat=iat,
+            force=force,
+            executor=executor,
+            ray_address=ray_address,
+        )
     report_dataset(result.manifest, out, skip_warnings=0)
 
 
@@ -142,6 +169,9 @@ def stats_cmd(
     ] = None,
     format: Annotated[str, typer.Option("--format", help="`text` or `json`.")] = "text",
     iat: IatOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an --html file that is not iatc's report.")
+    ] = False,
 ) -> None:
     """Per-task statistics of a run after the corpus filters."""
     from .. import api
@@ -153,6 +183,11 @@ def stats_cmd(
         fail("--format must be `text` or `json`")
     if html is not None and html.is_dir():
         fail(f"--html {html} is a folder; give the .html file to write")
+    if html is not None and html.exists() and not force and not _our_report(html):
+        fail(
+            f"--html {html} exists and is not a report of `iatc stats`; nothing was written: "
+            "choose another file, or pass --force to replace it"
+        )
     with guard():
         stats = api.stats(run_dir, iat=iat)
         if format == "json":
@@ -164,3 +199,13 @@ def stats_cmd(
         if html is not None:
             write_text(html, html_report(stats))
             typer.echo(f"wrote {html}", err=True)
+
+
+def _our_report(path: Path) -> bool:
+    """True when ``path`` is an HTML report an earlier ``iatc stats --html`` wrote."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1024)
+    except OSError:
+        return False
+    return head.startswith(b"<!DOCTYPE html>") and b"<title>iatc stats: " in head

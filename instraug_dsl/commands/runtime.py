@@ -57,6 +57,32 @@ ForceOpt = Annotated[
     typer.Option("--force", help="Write into a non-empty folder that is not iatc's."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Engine processes sharing the run's cache (for remote models whose client "
+        "CPU is the limit); the files written are the same as with 1. With --executor ray: "
+        "the parts of the run (default: one per CPU of the cluster).",
+    ),
+]
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="`local` (processes on this machine) or `ray` (Ray tasks on --ray-address, or "
+        "on a local Ray instance; the [ray] extra).",
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="The Ray cluster for --executor ray (HOST:PORT, auto, ray://HOST:10001); "
+        "default: start a local Ray instance.",
+    ),
+]
 ConstrainOpt = Annotated[
     str,
     typer.Option(
@@ -130,12 +156,51 @@ def augment_cmd(
             "`none` for no judge.",
         ),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Run only shard I of N (I/N, a split by request id); put the shards "
+            "together with `iatc merge`.",
+        ),
+    ] = None,
+    workers: WorkersOpt = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    from_batch: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--from-batch",
+            help="Batch API results (OpenAI batch output JSONL, repeatable): ingest them, send "
+            "nothing, and write the calls still missing as RUN_DIR/batch/round-K.jsonl.",
+        ),
+    ] = None,
 ) -> None:
     """Augment the instructions of a plan with a model; write RUN_DIR (resumable)."""
     from .. import api
 
     if out is None and not dry_run:
         fail("-o/--out RUN_DIR is required (except with --dry-run)")
+    if from_batch:
+        given = {
+            "--dry-run": dry_run,
+            "--api-base": api_base,
+            "--api-key": api_key,
+            "--router": router,
+            "--budget": budget is not None,
+            "--fresh": fresh,
+            "--shard": shard,
+            "--workers": workers is not None,
+            "--executor ray": executor != "local",
+        }
+        clash = [flag for flag, value in given.items() if value]
+        if clash:
+            fail(f"--from-batch sends nothing: {', '.join(clash)} do not go with it")
+        assert out is not None
+        _ingest(
+            paths, out, from_batch, plan, model, tasks, limit, judge, force, quiet, allow_imports
+        )
+        return
     with guard():
         sources = load_sources(paths, allow_imports)
         names = _task_list(tasks)
@@ -161,6 +226,10 @@ def augment_cmd(
             force=force,
             progress=not quiet,
             judge=judge,
+            shard=shard,
+            workers=workers,
+            executor=executor,
+            ray_address=ray_address,
         )
     if not quiet:
         from ..runtime.report import summary_table
@@ -168,6 +237,69 @@ def augment_cmd(
         summary_table(result.summary, sys.stdout)
     if result.summary.run.stopped == "budget":
         raise typer.Exit(exitcodes.RUNTIME)
+
+
+def _ingest(
+    paths: list[Path],
+    out: Path,
+    results: list[Path],
+    plan: str | None,
+    model: str | None,
+    tasks: str | None,
+    limit: int | None,
+    judge: str | None,
+    force: bool,
+    quiet: bool,
+    allow_imports: list[Path] | None,
+) -> None:
+    """``iatc augment --from-batch``: ingest batch results; say what waits for the next batch."""
+    from .. import api
+    from ..runtime.batch import SHOWN
+    from .app import warn
+
+    with guard():
+        done = api.ingest_batch(
+            load_sources(paths, allow_imports),
+            out,
+            results,
+            plan=plan,
+            model=model,
+            tasks=_task_list(tasks),
+            limit=limit,
+            judge=judge,
+            force=force,
+            progress=not quiet,
+        )
+    if not quiet:
+        from ..runtime.report import summary_table
+
+        summary_table(done.augment.summary, sys.stdout)
+    if done.failures:
+        shown = "; ".join(f.describe() for f in done.failures[:SHOWN])
+        more = f"; and {len(done.failures) - SHOWN} more" if len(done.failures) > SHOWN else ""
+        warn(
+            f"{len(done.failures)} results are errors; their calls go to the next batch: "
+            f"{shown}{more}"
+        )
+    if done.unknown:
+        shown = "; ".join(f"{r.where} custom_id {r.key}" for r in done.unknown[:SHOWN])
+        more = f"; and {len(done.unknown) - SHOWN} more" if len(done.unknown) > SHOWN else ""
+        warn(
+            f"{len(done.unknown)} results are not calls of this run, ignored (results of "
+            f"another run, or of a round this run has not reached yet): {shown}{more}"
+        )
+    if done.complete:
+        typer.echo(
+            f"batch: {done.ingested} results ingested; no call is missing: {out} is complete"
+        )
+        return
+    waiting = done.waiting + done.judge_waiting
+    files = ", ".join(str(p) for p in done.next_batch)
+    judged = f" ({done.judge_waiting} of the judge)" if done.judge_waiting else ""
+    typer.echo(
+        f"batch: {done.ingested} results ingested; {waiting} calls{judged} wait for the next "
+        f"batch: {files}"
+    )
 
 
 @app.command("bootstrap")
@@ -261,3 +393,22 @@ def run_cmd(
 
         summary_table(result.augment.summary, sys.stdout)
     report_dataset(result.dataset.manifest, result.dataset.out, skip_warnings=0)
+
+
+@app.command("merge")
+def merge_cmd(
+    shards: Annotated[
+        list[Path], typer.Argument(help="The run directories of every shard (--shard I/N).")
+    ],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The new run directory.")],
+    quiet: QuietOpt = False,
+) -> None:
+    """Merge the run directories of `iatc augment --shard I/N` into one (sends nothing)."""
+    from .. import api
+
+    with guard():
+        result = api.merge(shards, out, progress=not quiet)
+    if not quiet:
+        from ..runtime.report import summary_table
+
+        summary_table(result.summary, sys.stdout)

@@ -277,6 +277,8 @@ class Selection:
     tasks: tuple[str, ...] | None
     limit: int | None
     requests: int
+    #: ``I/N`` for a shard's run directory (``iatc augment --shard``); none otherwise.
+    shard: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +339,15 @@ class InvocationFacts:
     judge_calls_made: int = 0
     judge_cache_hits: int = 0
     judge_wall_time_s: float = 0.0
+    #: What shapes the calls besides the plan (a replay must send the same ones).
+    constrain: str = "auto"
+    reask: str = "auto"
+    #: Engine processes that made the calls (``--workers``; with Ray, the Ray tasks).
+    workers: int = 1
+    #: ``--executor``: ``local`` or ``ray``.
+    executor: str = "local"
+    #: The run directories ``iatc merge`` made this one from (their folder names).
+    merged_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

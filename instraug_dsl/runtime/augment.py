@@ -20,10 +20,11 @@ import difflib
 import platform
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
+from typing import Literal
 
 from ..compile import Compiled
 from ..compile.types import Verdict
@@ -44,9 +45,9 @@ from ..errors import BudgetExceeded, OutputError, UsageError
 from ..lang.check import NO_JUDGE
 from ..lang.lookup import choose_plan
 from ..lang.model import Catalog, JudgeSpec, PlanSpec
-from . import compiler_api
-from .cache import CallCache, call_key
-from .engine import Engine, EngineConfig, attempt_seed
+from . import compiler_api, llm
+from .cache import CachedCall, CallCache, call_key
+from .engine import Engine, EngineConfig, MissingCall, attempt_seed
 from .estimate import Estimate, estimate_requests
 from .judge import JudgeRunner, candidates, kept_only
 from .lock import RunLock
@@ -61,6 +62,7 @@ from .outputs import (
 )
 from .progress import Progress
 from .secrets import redact_url
+from .shards import Shard
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,15 @@ class AugmentOptions:
     force: bool = False
     #: ``--judge``: a declared judge to use instead of the plan's, or ``none`` for no judge.
     judge: str | None = None
+    #: ``--shard I/N``: run only the requests of this shard (`shards.Shard`).
+    shard: Shard | None = None
+    #: ``--workers N``: engine processes sharing the run's cache (see `run_workers`); with
+    #: ``executor="ray"`` the parts of the run as Ray tasks (0: one per CPU of the cluster).
+    workers: int = 1
+    #: ``--executor``: ``local`` (``workers`` processes on this machine) or ``ray`` (Ray
+    #: tasks on the cluster at ``ray_address``, or on a local Ray instance; `ray_executor`).
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
 
 
 @dataclass
@@ -106,6 +117,13 @@ class AugmentResult:
     run_dir: Path
     summary: Summary
     outcomes: tuple[Outcome, ...]
+    #: With a cache-only engine: the calls the run needed and did not have, in the order met
+    #: (a merge of incomplete shards; the next round of a batch).
+    missing: tuple[MissingCall, ...] = ()
+    #: With a cache-only engine: judge calls it needed and did not have.
+    missing_judge: int = 0
+    #: Those judge calls (key, call as it would be sent), in the order met: a batch's lines.
+    missing_judge_calls: tuple[tuple[str, llm.LLMCall], ...] = ()
 
 
 def prepare(
@@ -135,6 +153,9 @@ def prepare(
         if options.limit < 1:
             raise UsageError("--limit must be at least 1")
         requests = requests[: options.limit]
+    if options.shard is not None:
+        shard = options.shard
+        requests = [r for r in requests if shard.holds(r.id)]
     model = options.engine.model or plan.model
     judge = _choose_judge(catalog, plan, options.judge)
     judge_model = (judge.model or model) if judge is not None else None
@@ -175,7 +196,6 @@ def first_call_key(request: Request, config: EngineConfig) -> str:
     return call_key(
         request=request.id,
         model=config.model or request.model,
-        api_base=config.api_base,
         temperature=request.temperature,
         top_p=request.top_p,
         max_tokens=request.max_tokens,
@@ -212,9 +232,18 @@ async def augment_async(
     options: AugmentOptions,
     progress: Progress | None = None,
     sources: Mapping[str, str] | None = None,
+    *,
+    supplied: Mapping[str, CachedCall] | None = None,
+    judge_supplied: Mapping[str, CachedCall] | None = None,
 ) -> AugmentResult:
-    """Compile, pre-flight, run every round, and write the run directory (in this loop)."""
+    """Compile, pre-flight, run every round, and write the run directory (in this loop).
+
+    ``supplied``/``judge_supplied``: replies obtained elsewhere (a batch API's results), by
+    cache key, for generation and judge calls (`Engine.supplied`, `JudgeRunner.supplied`).
+    """
     started = time.monotonic()
+    if options.workers < (0 if options.executor == "ray" else 1):
+        raise UsageError("--workers must be at least 1")
     run = check_output_dir(run_dir, force=options.force)
     prepared = prepare(catalog, options, sources)
     shown = progress or Progress()
@@ -235,8 +264,30 @@ async def augment_async(
                 attempts=prepared.plan.attempts,
                 progress=shown,
                 constraint_of=validators.constraint_of(),
+                supplied=supplied or {},
             )
             estimate = preflight(prepared, options, cache, engine)
+            workers: WorkerFacts | None = None
+            if (options.workers > 1 or options.executor == "ray") and not options.engine.cache_only:
+                # The workers make every call into the run's cache (Ray tasks: into their
+                # own, absorbed here); this process then replays the run from it (sending
+                # nothing), which writes the same files as one process would.
+                notify = None if type(shown) is Progress else _say
+                if options.executor == "ray":
+                    from .ray_executor import run_on_ray
+
+                    workers = await run_on_ray(run, options, cache, notify)
+                else:
+                    workers = await run_workers(run, options, notify)
+                cache.fresh = False  # the workers' calls are this run's, fresh or not
+                engine = Engine(
+                    replace(options.engine, cache_only=True),
+                    cache,
+                    validators.evaluator(),
+                    attempts=prepared.plan.attempts,
+                    progress=shown,
+                    constraint_of=validators.constraint_of(),
+                )
             judge = None
             if prepared.judge is not None and prepared.judge_model is not None:
                 judge = JudgeRunner(
@@ -245,6 +296,7 @@ async def augment_async(
                     cache,
                     engine,
                     notify=None if type(shown) is Progress else _say,
+                    supplied=judge_supplied or {},
                 )
             try:
                 outcomes = await _rounds(prepared, engine, validators, run, judge)
@@ -259,19 +311,31 @@ async def augment_async(
                 estimate,
                 time.monotonic() - started,
                 judge,
+                workers,
             )
-    return AugmentResult(run_dir, summary, tuple(outcomes))
+    return AugmentResult(
+        run_dir,
+        summary,
+        tuple(outcomes),
+        tuple(engine.missing),
+        len(judge.missing) if judge is not None else 0,
+        tuple(judge.missing_calls()) if judge is not None else (),
+    )
 
 
 async def _rounds(
     prepared: Prepared,
     engine: Engine,
     validators: compiler_api.Validators,
-    run: RunDir,
+    run: RunDir | None,
     judge: JudgeRunner | None = None,
+    *,
+    record_rounds: bool = True,
 ) -> list[Outcome]:
     """Round 0 is the compiled requests; each further round rephrases the last one's output
-    (with a judge: the part of it the judge kept)."""
+    (with a judge: the part of it the judge kept).  ``record_rounds`` writes each derived
+    round's requests next to the compiled plan (a worker, which sees part of a round, does
+    not)."""
     from ..contract.compiled import write_round
 
     everything: list[Outcome] = []
@@ -284,7 +348,8 @@ async def _rounds(
             if judge is not None:
                 previous = kept_only(previous, judge.kept, _row_id)
             requests = compiler_api.derive(prepared.compiled, validators, previous, iteration)
-            write_round(run.compiled, iteration, requests)
+            if record_rounds and run is not None:
+                write_round(run.compiled, iteration, requests)
             if not requests:
                 break
         engine.progress.start(len(requests), f"round {iteration}")
@@ -325,6 +390,7 @@ def _write_outputs(
     estimate: Estimate,
     wall: float,
     judge: JudgeRunner | None = None,
+    workers: WorkerFacts | None = None,
 ) -> Summary:
     augmented = {r.task for r in prepared.requests}
     originals = original_rows(prepared.catalog, augmented)
@@ -356,7 +422,12 @@ def _write_outputs(
         attempts_per_request=plan.attempts,
         iterations=plan.iterations,
         requests_compiled=prepared.compiled_count,
-        selection=Selection(options.tasks, options.limit, len(prepared.requests)),
+        selection=Selection(
+            options.tasks,
+            options.limit,
+            len(prepared.requests),
+            str(options.shard) if options.shard else None,
+        ),
         totals=totals,
         reconciliation=(
             f"{totals.accepted} accepted + {totals.rejected} rejected + "
@@ -378,17 +449,25 @@ def _write_outputs(
                 round(estimate.cost_usd, 6),
             ),
             wall_time_s=round(wall, 3),
-            calls_made=counters.calls - counters.cached_calls,
-            cache_hits=counters.cached_calls,
-            spent_usd=round(engine.spent_usd, 6),
-            stopped=engine.stop_reason,
+            calls_made=workers.calls_made if workers else counters.calls - counters.cached_calls,
+            cache_hits=workers.cache_hits if workers else counters.cached_calls,
+            spent_usd=round(workers.spent_usd if workers else engine.spent_usd, 6),
+            stopped=(workers.stopped if workers else None) or engine.stop_reason,
             budget_usd=options.engine.budget_usd,
             concurrency=options.engine.concurrency,
             rate_limit_cuts=engine.limiter.cuts,
             fresh=options.fresh,
-            judge_calls_made=judge.calls_made if judge else 0,
-            judge_cache_hits=judge.cache_hits if judge else 0,
+            judge_calls_made=(
+                workers.judge_calls_made if workers else judge.calls_made if judge else 0
+            ),
+            judge_cache_hits=(
+                workers.judge_cache_hits if workers else judge.cache_hits if judge else 0
+            ),
             judge_wall_time_s=round(judge.wall_time_s, 3) if judge else 0.0,
+            constrain=options.engine.constrain,
+            reask=options.engine.reask,
+            workers=workers.parts if workers else options.workers,
+            executor=options.executor,
         ),
         versions=_versions(),
         judge=judge.summary() if judge is not None else None,
@@ -407,3 +486,147 @@ def _round_counts(outcomes: Sequence[Outcome], iteration: int) -> RoundCounts:
         sum(1 for o in mine if o.status == "rejected"),
         sum(1 for o in mine if o.status == "failed"),
     )
+
+
+# ----------------------------------------------------------------- workers
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerFacts:
+    """What the worker processes of a ``--workers`` run did, summed."""
+
+    calls_made: int = 0
+    cache_hits: int = 0
+    spent_usd: float = 0.0
+    judge_calls_made: int = 0
+    judge_cache_hits: int = 0
+    stopped: str | None = None
+    #: How many parts (worker processes, Ray tasks) these facts are of.
+    parts: int = 1
+
+    def __add__(self, other: WorkerFacts) -> WorkerFacts:
+        return WorkerFacts(
+            self.calls_made + other.calls_made,
+            self.cache_hits + other.cache_hits,
+            self.spent_usd + other.spent_usd,
+            self.judge_calls_made + other.judge_calls_made,
+            self.judge_cache_hits + other.judge_cache_hits,
+            self.stopped or other.stopped,
+            self.parts + other.parts,
+        )
+
+
+async def run_workers(
+    run: RunDir, options: AugmentOptions, notify: Callable[[str], None] | None
+) -> WorkerFacts:
+    """Run ``options.workers`` engine processes, worker ``i`` sending the requests of shard
+    ``i/N`` (of this run's requests: a sharded run's workers split its shard again) into the
+    run's one call cache; each worker derives its own later rounds and judges its own
+    rewrites.  A budget is split evenly.  The workers write nothing but cache rows; the
+    caller replays the run from the cache."""
+    import asyncio
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    count = options.workers
+    each = part_options(options, count)
+    if notify is not None:
+        notify(f"{count} worker processes, one cache: {run.cache}")
+    loop = asyncio.get_running_loop()
+    # spawn: a forked child would inherit this event loop and litellm's clients.
+    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
+
+        async def one(part: Shard) -> WorkerFacts:
+            facts = await loop.run_in_executor(pool, _worker_main, str(run.root), each, part)
+            report_part(notify, "worker", part, facts)
+            return facts
+
+        done = await asyncio.gather(
+            *(one(Shard(i, count)) for i in range(1, count + 1)), return_exceptions=True
+        )
+    return sum_facts(done)
+
+
+def part_options(options: AugmentOptions, count: int) -> AugmentOptions:
+    """The options of one of ``count`` parts of a run: one process each, and an even share
+    of the budget."""
+    budget = options.engine.budget_usd
+    return replace(
+        options,
+        workers=1,
+        executor="local",
+        engine=replace(options.engine, budget_usd=None if budget is None else budget / count),
+    )
+
+
+def report_part(
+    notify: Callable[[str], None] | None, what: str, part: Shard, facts: WorkerFacts
+) -> None:
+    """Say what one part of a run did."""
+    if notify is not None:
+        notify(
+            f"{what} {part}: {facts.calls_made} calls made, {facts.cache_hits} from "
+            "the cache" + (f" (stopped: {facts.stopped})" if facts.stopped else "")
+        )
+
+
+def sum_facts(done: Sequence[WorkerFacts | BaseException]) -> WorkerFacts:
+    """The parts' facts summed; the first part's failure is raised (the others finished)."""
+    total = WorkerFacts(parts=0)
+    for facts in done:
+        if isinstance(facts, BaseException):
+            raise facts
+        total = total + facts
+    return total
+
+
+def _worker_main(root: str, options: AugmentOptions, part: Shard) -> WorkerFacts:
+    """One worker process: its part of the requests, every round, into the shared cache."""
+    from ..contract.compiled import read_snapshot
+
+    run = RunDir(Path(root))
+    catalog = read_snapshot(run.compiled).catalog()
+    with CallCache(run.cache, fresh=options.fresh) as cache:
+        return run_part(catalog, options, part, cache)
+
+
+def run_part(
+    catalog: Catalog, options: AugmentOptions, part: Shard, cache: CallCache
+) -> WorkerFacts:
+    """One part of a run (a worker process, a Ray task): the requests of ``part``, every
+    round and the judge, with its own event loop; the calls go into ``cache``, nothing else
+    is written."""
+    import asyncio
+
+    prepared = prepare(catalog, options)
+    prepared.requests = [r for r in prepared.requests if _worker_holds(part, r.id)]
+    validators = compiler_api.Validators(prepared.compiled)
+    engine = Engine(
+        options.engine,
+        cache,
+        validators.evaluator(),
+        attempts=prepared.plan.attempts,
+        constraint_of=validators.constraint_of(),
+    )
+    judge = None
+    if prepared.judge is not None and prepared.judge_model is not None:
+        judge = JudgeRunner(prepared.judge, prepared.judge_model, cache, engine)
+    # _rounds writes a derived round's requests only with record_rounds, so no run
+    # directory is needed here.
+    asyncio.run(_rounds(prepared, engine, validators, None, judge, record_rounds=False))
+    counters = engine.progress.counters
+    return WorkerFacts(
+        counters.calls - counters.cached_calls,
+        counters.cached_calls,
+        engine.spent_usd,
+        judge.calls_made if judge else 0,
+        judge.cache_hits if judge else 0,
+        engine.stop_reason,
+    )
+
+
+def _worker_holds(part: Shard, request_id: str) -> bool:
+    """Workers split by their own hash, so that the workers of a shard split it evenly."""
+    from .shards import shard_of
+
+    return shard_of("worker:" + request_id, part.count) == part.index

@@ -1,8 +1,10 @@
 """The run's call cache: one SQLite (WAL) row per completed model call.
 
 Every call that returned a reply is committed the moment it finishes, keyed by everything that
-determines the reply (request id, model, api_base, sampling parameters, attempt number, seed and
-the exact messages). A re-run after a crash or ``kill -9`` therefore repeats no completed call,
+determines the reply (request id, model, sampling parameters, attempt number, seed, the decoding
+constraint and the exact messages), and by nothing that does not: not the server's address, so
+the same model moved to another address, or served by a pool of them, answers from the cache
+(``--fresh`` ignores it). A re-run after a crash or ``kill -9`` therefore repeats no completed call,
 and because the final files are rebuilt from these rows in request order, it writes the same
 files as an uninterrupted run. Transport failures are never cached: they are retried next time.
 
@@ -36,7 +38,7 @@ from ..fsio import describe_os_error
 _NEARLY_FULL = 1 << 20
 
 #: Bump when the key recipe or the row layout changes: old caches then simply miss.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the server's address left the key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -69,7 +71,6 @@ def call_key(
     *,
     request: str,
     model: str,
-    api_base: str | None,
     temperature: float,
     top_p: float,
     max_tokens: int,
@@ -88,7 +89,6 @@ def call_key(
         "v": CACHE_VERSION,
         "request": request,
         "model": model,
-        "api_base": (api_base or "").rstrip("/"),
         "temperature": temperature,
         "top_p": top_p,
         "max_tokens": max_tokens,
@@ -281,6 +281,43 @@ class CallCache:
                     time.time(),
                 ),
             )
+
+    def absorb(self, other: Path) -> int:
+        """Copy every call of the cache at ``other`` that this one lacks (a call of the same
+        key is the same call); returns how many were added.  ``other`` is only read, and
+        checked like any cache: a damaged one is a :class:`DataError` naming it."""
+        CallCache(other).close()  # checks it, and folds its WAL into the file
+        before = len(self)
+        with self._guard():
+            self._db.execute("ATTACH DATABASE ? AS other", (str(other),))
+            try:
+                self._db.execute("INSERT OR IGNORE INTO calls SELECT * FROM other.calls")
+            finally:
+                self._db.execute("DETACH DATABASE other")
+        return len(self) - before
+
+    def last_row(self) -> int:
+        """A mark of what the cache holds now: :meth:`copy_to` with ``after=`` this mark
+        copies only the calls stored since (a call stored again gets a new row)."""
+        with self._guard():
+            return int(self._db.execute("SELECT COALESCE(MAX(rowid), 0) FROM calls").fetchone()[0])
+
+    def copy_to(self, path: Path, *, after: int = 0) -> int:
+        """Write the calls stored after the mark ``after`` (all by default) into the cache at
+        ``path`` (created when missing; a call it holds already is kept); returns how many.
+        The copy is a complete file once this returns (its WAL folded in)."""
+        CallCache(path).close()
+        with self._guard():
+            self._db.execute("ATTACH DATABASE ? AS other", (str(path),))
+            try:
+                copied = self._db.execute(
+                    "INSERT OR IGNORE INTO other.calls SELECT * FROM calls WHERE rowid > ?",
+                    (after,),
+                ).rowcount
+            finally:
+                self._db.execute("DETACH DATABASE other")
+        CallCache(path).close()
+        return int(copied)
 
     def __len__(self) -> int:
         with self._guard():

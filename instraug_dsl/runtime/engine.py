@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -60,7 +60,10 @@ class EngineConfig:
     ``model`` overrides each request's plan model when set. ``timeout`` is the per-call
     deadline in seconds; ``max_retries`` bounds transport retries of one call.
     ``constrain`` is ``auto`` (constrained decoding where the provider supports it) or
-    ``off``; ``schedule`` see `Schedule`; ``reask`` see `Reask`.
+    ``off``; ``schedule`` see `Schedule`; ``reask`` see `Reask`.  ``cache_only``: send
+    nothing; a call that is neither in the cache nor in `Engine.supplied` is recorded in
+    `Engine.missing` and its request ends ``failed`` (kind ``missing``): merging shards and
+    ingesting batch results replay a run this way.
     """
 
     model: str | None = None
@@ -75,8 +78,20 @@ class EngineConfig:
     constrain: ConstrainMode = "auto"
     schedule: Schedule = "auto"
     reask: Reask = "auto"
+    cache_only: bool = False
     #: ``--router FILE``: calls to one of its groups go through that endpoint pool.
     router: RouterSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MissingCall:
+    """A call a cache-only engine needed and did not have: the call itself (what a batch
+    file asks for), its cache key, and the request and attempt it belongs to."""
+
+    key: str
+    request: Request
+    attempt: int
+    call: llm.LLMCall
 
 
 def default_concurrency(model: str) -> int:
@@ -126,6 +141,10 @@ class _Stop(Exception):
     """Internal: the run stops taking new calls (budget reached or fatal backend error)."""
 
 
+class _Missing(Exception):
+    """Internal: a cache-only engine does not have the call (see `MissingCall`)."""
+
+
 class _CallFailed(Exception):
     """Internal: a call failed for good; carries the last error and the calls made."""
 
@@ -149,6 +168,11 @@ class Engine:
     spent_usd: float = 0.0
     stop_reason: str | None = None
     fatal: llm.BackendError | None = None
+    #: Replies obtained elsewhere (a batch API's results), by cache key: a call found here is
+    #: stored in the cache as if it had just been made.
+    supplied: Mapping[str, CachedCall] = field(default_factory=dict)
+    #: With ``cache_only``: the calls the run needed and did not have, in the order met.
+    missing: list[MissingCall] = field(default_factory=list)
     _any_success: bool = False
     _in_process: bool = False
 
@@ -262,6 +286,16 @@ class Engine:
                 result, cached, tries = await self._call(request, model, messages, number, seed)
             except _Stop:
                 return self._stopped(request, model, records)
+            except _Missing:
+                return Outcome(
+                    request,
+                    model,
+                    "failed",
+                    tuple(records),
+                    f"attempt {number} is not in the call cache (nothing is sent: cache only)",
+                    "missing",
+                    0,
+                )
             except _CallFailed as exc:
                 return Outcome(
                     request,
@@ -326,6 +360,18 @@ class Engine:
             constraint=constraint,
             router=cfg.router,
         )
+        supplied = self.supplied.get(key)
+        if supplied is not None:
+            self.cache.put(key, request=request.id, attempt=attempt, model=model, call=supplied)
+            self._any_success = True
+            self._charge(supplied.cost_usd)
+            self.progress.call_done(
+                supplied.prompt_tokens, supplied.completion_tokens, supplied.cost_usd, False
+            )
+            return supplied, False, 1
+        if cfg.cache_only:
+            self.missing.append(MissingCall(key, request, attempt, call))
+            raise _Missing
         tries = 0
         while True:
             if self.stop_reason is not None:
@@ -417,7 +463,6 @@ class Engine:
         return call_key(
             request=request.id,
             model=model,
-            api_base=self.config.api_base,
             temperature=request.temperature,
             top_p=request.top_p,
             max_tokens=_max_tokens(request, constraint),

@@ -14,12 +14,12 @@ change, a flipped polarity, swapped roles, an added constraint).  The decision i
   the reply's first word decides (``no``: judged out; ``yes`` or anything else: kept, since the
   judge only removes what it says is another task).  The threshold is not used.
 
-Judge calls are cached in the run's ``cache.sqlite`` like generation calls (keyed by the model,
-``api_base`` and the exact messages, so the same pair is judged once per run and never again on
-resume), and the verdicts are rebuilt from the cache in request order: a resumed run writes the
-same ``judged.jsonl`` and ``instructions.jsonl``.  A rewrite the judge could not be asked about
-(transport errors after the retries, a budget stop) is held back as ``judge_failed``; a re-run
-asks again.
+Judge calls are cached in the run's ``cache.sqlite`` like generation calls (keyed by the model
+and the exact messages, not the server's address, so the same pair is judged once per run and
+never again on resume), and the verdicts are rebuilt from the cache in request order: a resumed
+run writes the same ``judged.jsonl`` and ``instructions.jsonl``. A rewrite the judge could not
+be asked about (transport errors after the retries, a budget stop) is held back as
+``judge_failed``; a re-run asks again.
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ from . import llm
 from .cache import CachedCall, CallCache
 from .limiter import AIMDLimiter
 from .outcome import Outcome
+from .router import RouterSpec
 
 #: Bump when the judge's key recipe or stored payload changes: old entries then simply miss.
-JUDGE_CACHE_VERSION = 1
+JUDGE_CACHE_VERSION = 2  # 2: the server's address left the key
 #: Tokens a remote judge may generate: enough for "Yes." when log-probabilities are missing.
 JUDGE_MAX_TOKENS = 4
 #: Alternatives asked for at each position (OpenAI allows up to 20).
@@ -269,11 +270,31 @@ async def score_messages(
     timeout: float,
     api_base: str | None = None,
     api_key: str | None = None,
+    router: RouterSpec | None = None,
 ) -> JudgeScore:
-    """One judge call (no cache, no retries): raises `llm.BackendError` on failure."""
+    """One judge call (no cache, no retries): raises `llm.BackendError` on failure.  With
+    `router`, a judge model that is one of its groups is asked through that pool."""
     if _is_embedded(model):
         return await asyncio.to_thread(_EmbeddedScorer.score, model, messages, timeout)
-    call = llm.LLMCall(
+    call = judge_call(
+        model, messages, timeout=timeout, api_base=api_base, api_key=api_key, router=router
+    )
+    result, choices = await llm.acomplete_logprobs(call, TOP_LOGPROBS)
+    return score_choices(result, choices)
+
+
+def judge_call(
+    model: str,
+    messages: Sequence[Mapping[str, str]],
+    *,
+    timeout: float = 120.0,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    router: RouterSpec | None = None,
+) -> llm.LLMCall:
+    """The call a remote judge is asked with (sent with ``logprobs=True,
+    top_logprobs=TOP_LOGPROBS``): also the body of a judge call in a batch file."""
+    return llm.LLMCall(
         model=model,
         messages=tuple(dict(m) for m in messages),
         temperature=0.0,
@@ -283,18 +304,16 @@ async def score_messages(
         timeout=timeout,
         api_base=api_base,
         api_key=api_key,
+        router=router,
     )
-    result, choices = await llm.acomplete_logprobs(call, TOP_LOGPROBS)
-    return score_choices(result, choices)
 
 
-def judge_key(*, model: str, api_base: str | None, messages: Sequence[Mapping[str, str]]) -> str:
+def judge_key(*, model: str, messages: Sequence[Mapping[str, str]]) -> str:
     """The cache key of a judge call: a SHA-256 over what shapes its answer."""
     payload = {
         "v": JUDGE_CACHE_VERSION,
         "kind": "judge",
         "model": model,
-        "api_base": "" if _is_embedded(model) else (api_base or "").rstrip("/"),
         "max_tokens": JUDGE_MAX_TOKENS,
         "top_logprobs": TOP_LOGPROBS,
         "messages": [[m["role"], m["content"]] for m in messages],
@@ -356,6 +375,11 @@ class JudgeRunner:
     cache_hits: int = 0
     wall_time_s: float = 0.0
     rows: list[JudgedRow] = field(default_factory=list)
+    #: With a cache-only engine: the keys of the judge calls the run needed and did not have.
+    missing: list[str] = field(default_factory=list)
+    #: Judge replies obtained elsewhere (a batch API's results, as cached payloads), by key:
+    #: a call found here is stored in the cache as if it had just been made.
+    supplied: Mapping[str, CachedCall] = field(default_factory=dict)
     _calls: dict[str, _Call] = field(default_factory=dict)
     _any_success: bool = False
 
@@ -374,7 +398,7 @@ class JudgeRunner:
                 self.spec, cand.original, cand.row.body or "", cand.row.task, cand.category
             )
             wire = [{"role": m.role, "content": m.content} for m in messages]
-            key = judge_key(model=self.model, api_base=self._api_base(), messages=wire)
+            key = judge_key(model=self.model, messages=wire)
             call = self._calls.get(key) or fresh.get(key)
             if call is None:
                 call = fresh[key] = _Call(key, messages)
@@ -399,9 +423,19 @@ class JudgeRunner:
             if score is not None:
                 call.score, call.cached = score, True
                 self.cache_hits += 1
+            elif (given := self.supplied.get(call.key)) is not None and (
+                score := JudgeScore.from_cache(given)
+            ) is not None:
+                self._store(call, score, given)
             else:
                 pending.append(call)
         if not pending:
+            return
+        if self.engine.config.cache_only:  # replaying: nothing is sent
+            for call in pending:
+                call.error_kind = "missing"
+                call.error = "not in the call cache (nothing is sent: cache only)"
+            self.missing.extend(c.key for c in pending)
             return
         if self.notify is not None:
             self.notify(
@@ -457,6 +491,7 @@ class JudgeRunner:
                         timeout=config.timeout,
                         api_base=self._api_base(),
                         api_key=config.api_key,
+                        router=config.router,
                     )
                 except llm.BackendError as exc:
                     if exc.kind == "rate_limit":
@@ -472,17 +507,7 @@ class JudgeRunner:
                     score.cost_usd,
                     score.latency_s,
                 )
-                self.cache.put(
-                    call.key,
-                    request=f"judge:{self.spec.name}",
-                    attempt=0,
-                    model=self.model,
-                    call=stored,
-                )
-                call.score = score
-                self.calls_made += 1
-                self._any_success = True
-                self._charge(score.cost_usd)
+                self._store(call, score, stored)
                 return
             if error.kind in ("fatal", "oversize") or tries > config.max_retries:
                 call.error, call.error_kind = error.message, error.kind
@@ -490,6 +515,31 @@ class JudgeRunner:
                     engine.stop_reason = engine.stop_reason or "fatal"
                 return
             await asyncio.sleep(backoff_delay(tries, error, config))
+
+    def _store(self, call: _Call, score: JudgeScore, stored: CachedCall) -> None:
+        """Record a judge call just made (or supplied): cached, counted and charged."""
+        self.cache.put(
+            call.key, request=f"judge:{self.spec.name}", attempt=0, model=self.model, call=stored
+        )
+        call.score = score
+        self.calls_made += 1
+        self._any_success = True
+        self._charge(score.cost_usd)
+
+    def missing_calls(self) -> list[tuple[str, llm.LLMCall]]:
+        """The judge calls a cache-only run needed and did not have, with their keys, as
+        they would be sent (in the order met): the judge's lines of a batch file."""
+        return [
+            (
+                key,
+                judge_call(
+                    self.model,
+                    [{"role": m.role, "content": m.content} for m in self._calls[key].messages],
+                ),
+            )
+            for key in self.missing
+            if key in self._calls
+        ]
 
     def _charge(self, cost: float) -> None:
         engine = self.engine
