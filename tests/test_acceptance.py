@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_support import cli as iatc
+from cli_support import ok
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "examples" / "multiinstruct" / "samples.jsonl"
@@ -26,23 +26,6 @@ NO_REWRITES = ("VQA", "open-domain_VQA")  # `augment false` in the library
 LEADING_ROWS = 30_000
 
 pytestmark = pytest.mark.slow
-
-
-def iatc(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The installed command, exactly as a user types it (``python -m instraug_dsl``)."""
-    return subprocess.run(
-        [sys.executable, "-m", "instraug_dsl", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout + result.stderr
 
 
 def write_instances(path: Path) -> int:

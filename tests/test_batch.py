@@ -13,8 +13,6 @@ same results again changes nothing.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 import zlib
 from collections.abc import Mapping
@@ -22,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import RUN_FILES, cli, same_files
+from cli_support import in_process as iatc
 from fakeserver import FakeServer
 from test_judge import picky, sources
-from typer.testing import CliRunner
 
 from instraug_dsl.commands import exitcodes
-from instraug_dsl.commands.app import app
-from instraug_dsl.commands.app import register_commands as _register_commands
 from instraug_dsl.contract.run import read_summary
 from instraug_dsl.runtime import offline
 from instraug_dsl.runtime.batch import (
@@ -41,34 +38,7 @@ from instraug_dsl.runtime.llm import LLMCall
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart"
-FILES = ("instructions.jsonl", "rejected.jsonl", "failed.jsonl")
-
-_register_commands()
-runner = CliRunner()
-
-
-def iatc(*args: object) -> tuple[int, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
-
-
-def cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real command line, from a folder outside the checkout."""
-    return subprocess.run(
-        [sys.executable, "-m", "instraug_dsl", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-def same_files(a: Path, b: Path, names: tuple[str, ...] = FILES) -> None:
-    compiled = sorted(p.name for p in (a / "compiled").iterdir())
-    assert compiled == sorted(p.name for p in (b / "compiled").iterdir())
-    for name in (*names, *(f"compiled/{c}" for c in compiled)):
-        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+FILES = RUN_FILES
 
 
 def lines(path: Path) -> list[dict[str, Any]]:

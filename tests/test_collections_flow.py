@@ -23,15 +23,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
-import yaml
+from cli_support import cli as iatc
+from cli_support import ok
+from test_import_collections import promptsource_apply, promptsource_templates
 
 from instraug_dsl.dataset.writers import tsv_unescape
 
@@ -42,23 +41,6 @@ EXAMPLES = REPO / "examples"
 Reference = Callable[[str, str, Mapping[str, Any]], tuple[str, str]]
 #: original task -> its source templates (FLAN: "[index]"; promptsource: the name)
 Templates = dict[str, list[str]]
-
-
-def iatc(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The installed command, as a user types it (``python -m instraug_dsl``)."""
-    return subprocess.run(
-        [sys.executable, "-m", "instraug_dsl", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout + result.stderr
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -93,40 +75,13 @@ def flan_reference(folder: Path) -> tuple[Reference, Templates]:
     return reference, {t: [f"[{i}]" for i in range(len(p))] for t, p in patterns.items()}
 
 
-_PIPE = "3ed2dface8203c4c9dfb1a5dc58e41e0"  # promptsource's pipe protector
-
-
 def promptsource_reference(folder: Path) -> tuple[Reference, Templates]:
     """promptsource's ``Template.apply(example)`` (truncate=True), transcribed."""
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-        return dict(loader.construct_mapping(node, deep=True))
-
-    Loader.add_constructor("!Template", mapping)
-    Loader.add_constructor("!TemplateMetadata", mapping)
-    found: dict[str, dict[str, dict[str, Any]]] = {}
-    for path in sorted((folder / "templates").rglob("templates.yaml")):
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)
-        name = f"{data['dataset']}/{data['subset']}" if data.get("subset") else data["dataset"]
-        found[name] = {t["name"]: t for t in data["templates"].values()}
-    env = jinja2.Environment(loader=jinja2.BaseLoader())
+    found = promptsource_templates(folder / "templates")
 
     def reference(task: str, template: str, record: Mapping[str, Any]) -> tuple[str, str]:
-        source = found[task][template]
-        jinja = source["jinja"].replace("}}", " | string | truncate(2048) }}")
-        example = {
-            k: v.replace("|||", _PIPE) if isinstance(v, str) else v for k, v in record.items()
-        }
-        choices = None
-        if source.get("answer_choices") is not None:
-            rendered = env.from_string(source["answer_choices"]).render(**example)
-            choices = [c.strip().replace(_PIPE, "|||") for c in rendered.split("|||")]
-        example["answer_choices"] = choices
-        prompt, target = env.from_string(jinja).render(**example).split("|||")
-        return prompt.replace(_PIPE, "|||").strip(), target.replace(_PIPE, "|||").strip()
+        prompt, target = promptsource_apply(found[task][template], record)
+        return prompt, target
 
     return reference, {t: list(names) for t, names in found.items()}
 

@@ -342,11 +342,11 @@ def _yaml_loader() -> type:
     return Loader
 
 
-def promptsource_templates() -> dict[str, dict[str, dict[str, Any]]]:
-    """original dataset name -> template name -> template (test code: a YAML loader of
-    its own)."""
+def promptsource_templates(folder: Path = PROMPTSOURCE) -> dict[str, dict[str, dict[str, Any]]]:
+    """original dataset name -> template name -> template, for every templates.yaml below
+    ``folder`` (test code: a YAML loader of its own)."""
     found: dict[str, dict[str, dict[str, Any]]] = {}
-    for path in sorted(PROMPTSOURCE.rglob("templates.yaml")):
+    for path in sorted(folder.rglob("templates.yaml")):
         try:
             data = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
         except yaml.YAMLError:

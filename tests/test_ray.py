@@ -16,22 +16,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import cli, same_files
+from cli_support import in_process as iatc
 from fakeserver import FakeServer
 from test_judge import picky, sources
-from typer.testing import CliRunner
 
 from instraug_dsl import api
 from instraug_dsl.commands import exitcodes
-from instraug_dsl.commands.app import app
-from instraug_dsl.commands.app import register_commands as _register_commands
 from instraug_dsl.contract.dataset import MaterializeOptions
 from instraug_dsl.contract.run import read_summary
 from instraug_dsl.errors import RecordError
@@ -44,26 +41,6 @@ LIBRARY = ROOT / "templates" / "multiinstruct"
 QUICKSTART = ROOT / "examples" / "quickstart"
 SAMPLES = ROOT / "examples" / "multiinstruct" / "samples.jsonl"
 FILES = ("instructions.jsonl", "rejected.jsonl", "failed.jsonl", "judged.jsonl")
-
-_register_commands()
-runner = CliRunner()
-
-
-def iatc(*args: object) -> tuple[int, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
-
-
-def cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real command line, from a folder outside the checkout."""
-    return subprocess.run(
-        [sys.executable, "-m", "instraug_dsl", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -133,10 +110,7 @@ def test_augment_on_ray_writes_the_files_of_one_process(cluster: str, tmp_path: 
         assert done.returncode == 0, done.stderr
         assert len(srv.log) == alone + made
     one, many = tmp_path / "one", work / "ray"
-    compiled = sorted(p.name for p in (one / "compiled").iterdir())
-    assert compiled == sorted(p.name for p in (many / "compiled").iterdir())
-    for name in (*FILES, *(f"compiled/{c}" for c in compiled)):
-        assert (one / name).read_bytes() == (many / name).read_bytes(), name
+    same_files(one, many, FILES)
     judged = (one / "judged.jsonl").read_text()
     assert '"judged_out"' in judged and '"iteration": 1' in judged
     first, again = read_summary(one / "summary.json"), read_summary(many / "summary.json")

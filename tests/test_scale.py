@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_support import RUN_FILES, cli, same_files
+from cli_support import in_process as iatc
 from fakeserver import FakeServer
 from test_judge import picky, sources
-from typer.testing import CliRunner
 
 from instraug_dsl.commands import exitcodes
-from instraug_dsl.commands.app import app
-from instraug_dsl.commands.app import register_commands as _register_commands
 from instraug_dsl.contract.run import read_summary
 from instraug_dsl.errors import UsageError
 from instraug_dsl.runtime.shards import Shard, shard_of
@@ -31,34 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "templates" / "multiinstruct"
 QUICKSTART = ROOT / "examples" / "quickstart"
 TASKS = "GC,GC_selection,ITM"
-FILES = ("instructions.jsonl", "rejected.jsonl", "failed.jsonl")
-
-_register_commands()
-runner = CliRunner()
-
-
-def iatc(*args: object) -> tuple[int, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
-
-
-def cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real command line, from a folder outside the checkout."""
-    return subprocess.run(
-        [sys.executable, "-m", "instraug_dsl", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-def same_files(a: Path, b: Path, names: tuple[str, ...] = FILES) -> None:
-    compiled = sorted(p.name for p in (a / "compiled").iterdir())
-    assert compiled == sorted(p.name for p in (b / "compiled").iterdir())
-    for name in (*names, *(f"compiled/{c}" for c in compiled)):
-        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+FILES = RUN_FILES
 
 
 # ------------------------------------------------------------------ shards
