@@ -16,18 +16,14 @@ as an uninterrupted run.  One process writes a run directory at a time (``RUN_DI
 
 from __future__ import annotations
 
-import difflib
 import platform
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
 
-from ..compile import Compiled
-from ..compile.types import Verdict
 from ..contract.compiled import Request
 from ..contract.run import (
     RUN_FORMAT,
@@ -42,72 +38,28 @@ from ..contract.run import (
     write_summary,
 )
 from ..errors import BudgetExceeded, OutputError, UsageError
-from ..lang.check import NO_JUDGE
-from ..lang.lookup import choose_plan
-from ..lang.model import Catalog, JudgeSpec, PlanSpec
+from ..lang.model import Catalog
 from . import compiler_api, llm
 from .cache import CachedCall, CallCache, call_key
 from .engine import Engine, EngineConfig, MissingCall, attempt_seed
 from .estimate import Estimate, estimate_requests
-from .judge import JudgeRunner, candidates, kept_only
+from .judge import JudgeRunner
 from .lock import RunLock
-from .outcome import AttemptRecord, Outcome
+from .outcome import Outcome
 from .outputs import (
     failed_rows,
-    generated_id,
     generated_rows,
     original_rows,
     rejected_rows,
     tally,
 )
+from .parts import WorkerFacts, run_workers
 from .progress import Progress
+from .rounds import AugmentOptions as AugmentOptions
+from .rounds import Prepared as Prepared
+from .rounds import prepare as prepare
+from .rounds import run_rounds
 from .secrets import redact_url
-from .shards import Shard
-
-
-@dataclass(frozen=True, slots=True)
-class AugmentOptions:
-    """Everything ``iatc augment`` can be told besides the sources and the run directory.
-
-    ``force`` allows writing into a non-empty folder that is not a run directory.
-    """
-
-    plan: str | None = None
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    fresh: bool = False
-    tasks: tuple[str, ...] | None = None
-    limit: int | None = None
-    force: bool = False
-    #: ``--judge``: a declared judge to use instead of the plan's, or ``none`` for no judge.
-    judge: str | None = None
-    #: ``--shard I/N``: run only the requests of this shard (`shards.Shard`).
-    shard: Shard | None = None
-    #: ``--workers N``: engine processes sharing the run's cache (see `run_workers`); with
-    #: ``executor="ray"`` the parts of the run as Ray tasks (0: one per CPU of the cluster).
-    workers: int = 1
-    #: ``--executor``: ``local`` (``workers`` processes on this machine) or ``ray`` (Ray
-    #: tasks on the cluster at ``ray_address``, or on a local Ray instance; `ray_executor`).
-    executor: Literal["local", "ray"] = "local"
-    ray_address: str | None = None
-
-
-@dataclass
-class Prepared:
-    """A compiled plan narrowed to the requests this run will send."""
-
-    catalog: Catalog
-    plan: PlanSpec
-    compiled: Compiled
-    requests: list[Request]
-    model: str
-    #: The judge this run uses (the plan's, or the ``--judge`` override) and its model.
-    judge: JudgeSpec | None = None
-    judge_model: str | None = None
-
-    @property
-    def compiled_count(self) -> int:
-        """Requests the compiler produced before ``--tasks``/``--limit``."""
-        return len(self.compiled.requests)
 
 
 @dataclass(frozen=True)
@@ -124,57 +76,6 @@ class AugmentResult:
     missing_judge: int = 0
     #: Those judge calls (key, call as it would be sent), in the order met: a batch's lines.
     missing_judge_calls: tuple[tuple[str, llm.LLMCall], ...] = ()
-
-
-def prepare(
-    catalog: Catalog, options: AugmentOptions, sources: Mapping[str, str] | None = None
-) -> Prepared:
-    """Compile the plan and apply ``--tasks`` and ``--limit`` (in request order).
-
-    ``sources`` ({path: text} of the loaded files) lets the manifest record their hashes.
-    """
-    plan = choose_plan(catalog, options.plan)
-    compiled = compiler_api.compile_for_run(catalog, plan.name, sources)
-    requests = list(compiled.requests)
-    if options.tasks:
-        present = {r.task for r in requests}
-        unknown = [t for t in options.tasks if t not in present]
-        if unknown:
-            hints = []
-            for t in unknown:
-                close = difflib.get_close_matches(t, sorted(present | set(catalog.tasks)), n=1)
-                hints.append(f"`{t}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
-            raise UsageError(
-                f"--tasks names tasks plan `{plan.name}` does not augment: " + ", ".join(hints)
-            )
-        wanted = set(options.tasks)
-        requests = [r for r in requests if r.task in wanted]
-    if options.limit is not None:
-        if options.limit < 1:
-            raise UsageError("--limit must be at least 1")
-        requests = requests[: options.limit]
-    if options.shard is not None:
-        shard = options.shard
-        requests = [r for r in requests if shard.holds(r.id)]
-    model = options.engine.model or plan.model
-    judge = _choose_judge(catalog, plan, options.judge)
-    judge_model = (judge.model or model) if judge is not None else None
-    return Prepared(catalog, plan, compiled, requests, model, judge, judge_model)
-
-
-def _choose_judge(catalog: Catalog, plan: PlanSpec, override: str | None) -> JudgeSpec | None:
-    """The plan's judge, or the one ``--judge`` names (``none``: no judge)."""
-    if override is None:
-        return plan.judge
-    if override == NO_JUDGE:
-        return None
-    found = catalog.judges.get(override)
-    if found is None:
-        close = difflib.get_close_matches(override, sorted(catalog.judges), n=1)
-        known = ", ".join(f"`{n}`" for n in sorted(catalog.judges)) or "none is declared"
-        hint = f"did you mean `{close[0]}`?" if close else f"judges: {known}"
-        raise UsageError(f"--judge names an unknown judge `{override}` ({hint})")
-    return found
 
 
 def check_output_dir(path: Path, *, force: bool = False) -> RunDir:
@@ -299,7 +200,7 @@ async def augment_async(
                     supplied=judge_supplied or {},
                 )
             try:
-                outcomes = await _rounds(prepared, engine, validators, run, judge)
+                outcomes = await run_rounds(prepared, engine, validators, run, judge)
             finally:
                 shown.stop()
             summary = _write_outputs(
@@ -323,52 +224,8 @@ async def augment_async(
     )
 
 
-async def _rounds(
-    prepared: Prepared,
-    engine: Engine,
-    validators: compiler_api.Validators,
-    run: RunDir | None,
-    judge: JudgeRunner | None = None,
-    *,
-    record_rounds: bool = True,
-) -> list[Outcome]:
-    """Round 0 is the compiled requests; each further round rephrases the last one's output
-    (with a judge: the part of it the judge kept).  ``record_rounds`` writes each derived
-    round's requests next to the compiled plan (a worker, which sees part of a round, does
-    not)."""
-    from ..contract.compiled import write_round
-
-    everything: list[Outcome] = []
-    requests = prepared.requests
-    for iteration in range(prepared.plan.iterations + 1):
-        if iteration > 0:
-            if engine.stop_reason is not None:
-                break
-            previous = [o for o in everything if o.request.iteration == iteration - 1]
-            if judge is not None:
-                previous = kept_only(previous, judge.kept, _row_id)
-            requests = compiler_api.derive(prepared.compiled, validators, previous, iteration)
-            if record_rounds and run is not None:
-                write_round(run.compiled, iteration, requests)
-            if not requests:
-                break
-        engine.progress.start(len(requests), f"round {iteration}")
-        done = await engine.run(requests)
-        everything.extend(done)
-        if judge is not None:
-            await judge.run(candidates(generated_rows(done), prepared.catalog))
-    return everything
-
-
 def _say(text: str) -> None:
     print(f"iatc: {text}", file=sys.stderr, flush=True)
-
-
-def _row_id(outcome: Outcome, attempt: AttemptRecord, index: int, verdict: Verdict) -> str:
-    """The ``instructions.jsonl`` id of an accepted rewrite (as `generated_rows` makes it)."""
-    req = outcome.request
-    template = req.lead + (verdict.restored or "") + req.trail
-    return generated_id(req.id, attempt.number, index, template)
 
 
 def _versions() -> dict[str, str]:
@@ -486,147 +343,3 @@ def _round_counts(outcomes: Sequence[Outcome], iteration: int) -> RoundCounts:
         sum(1 for o in mine if o.status == "rejected"),
         sum(1 for o in mine if o.status == "failed"),
     )
-
-
-# ----------------------------------------------------------------- workers
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerFacts:
-    """What the worker processes of a ``--workers`` run did, summed."""
-
-    calls_made: int = 0
-    cache_hits: int = 0
-    spent_usd: float = 0.0
-    judge_calls_made: int = 0
-    judge_cache_hits: int = 0
-    stopped: str | None = None
-    #: How many parts (worker processes, Ray tasks) these facts are of.
-    parts: int = 1
-
-    def __add__(self, other: WorkerFacts) -> WorkerFacts:
-        return WorkerFacts(
-            self.calls_made + other.calls_made,
-            self.cache_hits + other.cache_hits,
-            self.spent_usd + other.spent_usd,
-            self.judge_calls_made + other.judge_calls_made,
-            self.judge_cache_hits + other.judge_cache_hits,
-            self.stopped or other.stopped,
-            self.parts + other.parts,
-        )
-
-
-async def run_workers(
-    run: RunDir, options: AugmentOptions, notify: Callable[[str], None] | None
-) -> WorkerFacts:
-    """Run ``options.workers`` engine processes, worker ``i`` sending the requests of shard
-    ``i/N`` (of this run's requests: a sharded run's workers split its shard again) into the
-    run's one call cache; each worker derives its own later rounds and judges its own
-    rewrites.  A budget is split evenly.  The workers write nothing but cache rows; the
-    caller replays the run from the cache."""
-    import asyncio
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    count = options.workers
-    each = part_options(options, count)
-    if notify is not None:
-        notify(f"{count} worker processes, one cache: {run.cache}")
-    loop = asyncio.get_running_loop()
-    # spawn: a forked child would inherit this event loop and litellm's clients.
-    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
-
-        async def one(part: Shard) -> WorkerFacts:
-            facts = await loop.run_in_executor(pool, _worker_main, str(run.root), each, part)
-            report_part(notify, "worker", part, facts)
-            return facts
-
-        done = await asyncio.gather(
-            *(one(Shard(i, count)) for i in range(1, count + 1)), return_exceptions=True
-        )
-    return sum_facts(done)
-
-
-def part_options(options: AugmentOptions, count: int) -> AugmentOptions:
-    """The options of one of ``count`` parts of a run: one process each, and an even share
-    of the budget."""
-    budget = options.engine.budget_usd
-    return replace(
-        options,
-        workers=1,
-        executor="local",
-        engine=replace(options.engine, budget_usd=None if budget is None else budget / count),
-    )
-
-
-def report_part(
-    notify: Callable[[str], None] | None, what: str, part: Shard, facts: WorkerFacts
-) -> None:
-    """Say what one part of a run did."""
-    if notify is not None:
-        notify(
-            f"{what} {part}: {facts.calls_made} calls made, {facts.cache_hits} from "
-            "the cache" + (f" (stopped: {facts.stopped})" if facts.stopped else "")
-        )
-
-
-def sum_facts(done: Sequence[WorkerFacts | BaseException]) -> WorkerFacts:
-    """The parts' facts summed; the first part's failure is raised (the others finished)."""
-    total = WorkerFacts(parts=0)
-    for facts in done:
-        if isinstance(facts, BaseException):
-            raise facts
-        total = total + facts
-    return total
-
-
-def _worker_main(root: str, options: AugmentOptions, part: Shard) -> WorkerFacts:
-    """One worker process: its part of the requests, every round, into the shared cache."""
-    from ..contract.compiled import read_snapshot
-
-    run = RunDir(Path(root))
-    catalog = read_snapshot(run.compiled).catalog()
-    with CallCache(run.cache, fresh=options.fresh) as cache:
-        return run_part(catalog, options, part, cache)
-
-
-def run_part(
-    catalog: Catalog, options: AugmentOptions, part: Shard, cache: CallCache
-) -> WorkerFacts:
-    """One part of a run (a worker process, a Ray task): the requests of ``part``, every
-    round and the judge, with its own event loop; the calls go into ``cache``, nothing else
-    is written."""
-    import asyncio
-
-    prepared = prepare(catalog, options)
-    prepared.requests = [r for r in prepared.requests if _worker_holds(part, r.id)]
-    validators = compiler_api.Validators(prepared.compiled)
-    engine = Engine(
-        options.engine,
-        cache,
-        validators.evaluator(),
-        attempts=prepared.plan.attempts,
-        constraint_of=validators.constraint_of(),
-    )
-    judge = None
-    if prepared.judge is not None and prepared.judge_model is not None:
-        judge = JudgeRunner(prepared.judge, prepared.judge_model, cache, engine)
-    # _rounds writes a derived round's requests only with record_rounds, so no run
-    # directory is needed here.
-    asyncio.run(_rounds(prepared, engine, validators, None, judge, record_rounds=False))
-    counters = engine.progress.counters
-    return WorkerFacts(
-        counters.calls - counters.cached_calls,
-        counters.cached_calls,
-        engine.spent_usd,
-        judge.calls_made if judge else 0,
-        judge.cache_hits if judge else 0,
-        engine.stop_reason,
-    )
-
-
-def _worker_holds(part: Shard, request_id: str) -> bool:
-    """Workers split by their own hash, so that the workers of a shard split it evenly."""
-    from .shards import shard_of
-
-    return shard_of("worker:" + request_id, part.count) == part.index

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instraug_dsl.fsio import scratch_dir
-from instraug_dsl.runtime.llm import BackendError
-from instraug_dsl.runtime.offline import Generation
+from ..fsio import scratch_dir
+from .backend_error import BackendError
+from .offline import Generation
 
 GGUF_ENV = "IATC_GGUF"
 THREADS_ENV = "IATC_THREADS"

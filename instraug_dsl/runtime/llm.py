@@ -25,15 +25,16 @@ import warnings
 import weakref
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from ..lang.model import DEFAULT_MODEL  # the one default model, declared with the plans
+from .backend_error import BackendError as BackendError
+from .backend_error import Kind as Kind
 from .constrain import Constraint, capability
 from .router import RouterSpec
 
 T = TypeVar("T")
 
-Kind = Literal["rate_limit", "transient", "timeout", "fatal", "oversize"]
 
 LOCAL_PROVIDERS = ("offline", "embedded")
 """Providers implemented in this package (no network, no cost)."""
@@ -90,29 +91,6 @@ class LLMResult:
     cost_usd: float
     model: str
     latency_s: float
-
-
-class BackendError(Exception):
-    """A failed call, classified for the engine's retry policy.
-
-    ``kind`` is ``rate_limit`` (back off, honour ``retry_after`` seconds when known),
-    ``transient`` (retry), ``timeout`` (retry, maybe with a longer deadline), ``fatal``
-    (do not retry: configuration or request error) or ``oversize`` (the reply was larger
-    than ``max_tokens`` allows, see :mod:`.replycap`: that call fails, the run goes on).
-    ``message`` is fit to show to a user.
-    """
-
-    def __init__(self, kind: Kind, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.kind: Kind = kind
-        self.message = message
-        self.retry_after = retry_after
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.kind, self.message, self.retry_after))
-
-    def __repr__(self) -> str:
-        return f"BackendError({self.kind!r}, {self.message!r})"
 
 
 _registry_lock = threading.Lock()

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from instraug_dsl.runtime.llm import BackendError
+from .backend_error import BackendError
 
 VARIANTS = ("rules", "echo", "chaos")
 CHAOS_MODES = (

@@ -1,13 +1,13 @@
 """``iatc augment --executor ray``: the parts of a run as Ray tasks.
 
-The same design as ``--workers N`` (`augment.run_workers`), with Ray as the process
+The same design as ``--workers N`` (`parts.run_workers`), with Ray as the process
 runner, for a cluster whose nodes share no file system with the driver:
 
 * what travels to each task: the compiled catalog snapshot (``compiled/catalog.json`` as
   data), the options (model, endpoint, key, budget share), the part ``I/N`` and, unless
   ``--fresh``, a copy of the run's ``cache.sqlite`` (put in Ray's object store once, so a
   resumed run repeats no call it already made);
-* each task runs `augment.run_part` (its requests, every round, the judge) into its own
+* each task runs `parts.run_part` (its requests, every round, the judge) into its own
   cache file in a temporary folder on its node, and returns the calls it stored (a cache
   file's bytes) with its counts; nothing else is written on the nodes;
 * the driver absorbs every task's calls into ``RUN/cache.sqlite`` and then replays the run
@@ -29,8 +29,9 @@ from typing import Any
 from ..cluster import cluster_cpus, ray_session, task_error
 from ..contract.compiled import CatalogSnapshot, read_snapshot
 from ..contract.run import RunDir
-from .augment import AugmentOptions, WorkerFacts, part_options, report_part, run_part, sum_facts
 from .cache import CallCache
+from .parts import WorkerFacts, part_options, report_part, run_part, sum_facts
+from .rounds import AugmentOptions
 from .shards import Shard
 
 
