@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .. import ir
@@ -45,6 +46,21 @@ class ResolvedType:
         )
 
 
+def _alias_chain(
+    ctx: Context, name: str, known: Mapping[str, object]
+) -> tuple[list[str], str, set[str]]:
+    """The aliases from ``name`` on, followed until a name that is no alias, is ``known``
+    (already done) or repeats: (the aliases walked, where it stopped, the set walked)."""
+    path: list[str] = []
+    on_path: set[str] = set()
+    cur = name
+    while cur in ctx.types and cur not in known and cur not in on_path:
+        path.append(cur)
+        on_path.add(cur)
+        cur = ctx.types[cur].type.base.value
+    return path, cur, on_path
+
+
 def _resolved_aliases(ctx: Context) -> dict[str, ResolvedType]:
     """Every alias resolved once: a chain of thousands of aliases is followed once."""
     memo: dict[str, ResolvedType] | None = ctx.derived.get("aliases")
@@ -52,13 +68,7 @@ def _resolved_aliases(ctx: Context) -> dict[str, ResolvedType]:
         return memo
     memo = {}
     for name in ctx.types:
-        path: list[str] = []
-        on_path: set[str] = set()
-        cur = name
-        while cur in ctx.types and cur not in memo and cur not in on_path:
-            path.append(cur)
-            on_path.add(cur)
-            cur = ctx.types[cur].type.base.value
+        path, cur, _ = _alias_chain(ctx, name, memo)
         tail = memo[cur] if cur in memo else ResolvedType(cur)
         for alias in reversed(path):
             tail = memo[alias] = tail.under(ctx.types[alias].type)
@@ -87,13 +97,7 @@ def check_types(program: ir.Program, ctx: Context) -> None:
     # aliases runs into a cycle.
     loops: dict[str, bool] = {}
     for name in ctx.types:
-        path: list[str] = []
-        on_path: set[str] = set()
-        base = name
-        while base in ctx.types and base not in loops and base not in on_path:
-            path.append(base)
-            on_path.add(base)
-            base = ctx.types[base].type.base.value
+        path, base, on_path = _alias_chain(ctx, name, loops)
         looped = base in on_path or loops.get(base, False)
         for step in path:
             loops[step] = looped
