@@ -160,18 +160,18 @@ def test_a_fifo_named_iat_does_not_block(tmp_path: Path) -> None:
 
 def test_allowed_folders_and_the_library_may_be_imported(tmp_path: Path) -> None:
     """`allow_imports` opens a folder outside the project; the shipped templates/ is open."""
-    project, shared = tmp_path / "project", tmp_path / "shared"
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     project.mkdir()
-    shared.mkdir()
-    (shared / "tasks.iat").write_text(TASK, encoding="utf-8")
+    elsewhere.mkdir()
+    (elsewhere / "tasks.iat").write_text(TASK, encoding="utf-8")
     library = ROOT / "templates" / "common" / "metaprompts.iat"
     (project / "main.iat").write_text(
-        f'import "../shared/tasks.iat"\nimport "{library}"\nplan p {{ use direct }}\n',
+        f'import "../elsewhere/tasks.iat"\nimport "{library}"\nplan p {{ use direct }}\n',
         encoding="utf-8",
     )
     refused = check([project / "main.iat"])
     assert [d.code for d in refused.diagnostics] == ["E064"]
-    allowed = check([project / "main.iat"], allow_imports=[shared])
+    allowed = check([project / "main.iat"], allow_imports=[elsewhere])
     assert allowed.ok, allowed.render()
 
 

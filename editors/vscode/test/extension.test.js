@@ -9,6 +9,9 @@ const path = require('path');
 const Module = require('module');
 const { EXTENSION } = require('./corpus');
 
+// A workspace folder for the fake `vscode` API: the repository's quickstart example.
+const WORKSPACE = path.resolve(__dirname, '..', '..', '..', 'examples', 'quickstart');
+
 const readJson = (name) => JSON.parse(fs.readFileSync(path.join(EXTENSION, name), 'utf8'));
 
 // ------------------------------------------------------------------ manifest
@@ -74,7 +77,7 @@ function loadExtension(settings = {}, { failStart = false } = {}) {
   const log = { clients: [], errors: [], commands: new Map(), configListeners: [] };
   const vscode = {
     workspace: {
-      workspaceFolders: [{ uri: { fsPath: '/work/project' } }],
+      workspaceFolders: [{ uri: { fsPath: WORKSPACE } }],
       getConfiguration: (section) => {
         assert.equal(section, 'iat');
         return { get: (key, fallback) => (key in settings ? settings[key] : fallback) };
@@ -139,7 +142,7 @@ test('activation starts `iatc lsp` over stdio for .iat documents', async () => {
   assert.equal(client.id, 'iat');
   assert.equal(client.started, 1);
   // No transport: vscode-languageclient would otherwise append `--stdio`.
-  const expected = { command: 'iatc', args: ['lsp'], options: { cwd: '/work/project' } };
+  const expected = { command: 'iatc', args: ['lsp'], options: { cwd: WORKSPACE } };
   assert.deepEqual(client.serverOptions, { run: expected, debug: expected });
   assert.deepEqual(client.clientOptions.documentSelector.map((s) => s.language), ['iat', 'iat']);
   assert.equal(client.clientOptions.synchronize.fileEvents.glob, '**/*.iat');
