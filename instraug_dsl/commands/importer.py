@@ -84,17 +84,22 @@ def import_jsonl_cmd(
         f"{result.tasks} tasks, {result.instructions} instructions "
         f"({result.test_tasks} tasks / {result.test_instructions} instructions held out){using}"
     )
+    _outcome(out, check, counts, result.written, len(result.unchanged), len(result.warnings))
+
+
+def _outcome(
+    out: Path, check: bool, counts: str, written: list[str], unchanged: int, warnings: int
+) -> None:
+    """The last line of an import: what was (or, with ``--check``, would be) written, and
+    with ``--check`` the exit (1 when a file is out of date)."""
     if check:
-        for name in result.written:
+        for name in written:
             typer.echo(f"would change: {out / name}", err=True)
-        state = f"{len(result.written)} file(s) out of date" if result.written else "up to date"
+        state = f"{len(written)} file(s) out of date" if written else "up to date"
         typer.echo(f"{out}: {state}; {counts}")
-        raise typer.Exit(exitcodes.DIAGNOSTICS if result.written else exitcodes.OK)
-    warned = f"; {len(result.warnings)} warning(s) from `iatc check`" if result.warnings else ""
-    typer.echo(
-        f"wrote {len(result.written)} file(s), {len(result.unchanged)} unchanged, "
-        f"in {out}: {counts}{warned}"
-    )
+        raise typer.Exit(exitcodes.DIAGNOSTICS if written else exitcodes.OK)
+    warned = f"; {warnings} warning(s) from `iatc check`" if warnings else ""
+    typer.echo(f"wrote {len(written)} file(s), {unchanged} unchanged, in {out}: {counts}{warned}")
 
 
 # --------------------------------------------------------------- collections
@@ -127,17 +132,7 @@ def _collection_summary(result: CollectionResult, out: Path, check: bool) -> Non
         f"{len(result.tasks)} tasks, {result.instructions} instructions; "
         f"{left_out} (report: {out / REPORT_FILE}){renamed}"
     )
-    if check:
-        for name in result.written:
-            typer.echo(f"would change: {out / name}", err=True)
-        state = f"{len(result.written)} file(s) out of date" if result.written else "up to date"
-        typer.echo(f"{out}: {state}; {counts}")
-        raise typer.Exit(exitcodes.DIAGNOSTICS if result.written else exitcodes.OK)
-    warned = f"; {len(result.warnings)} warning(s) from `iatc check`" if result.warnings else ""
-    typer.echo(
-        f"wrote {len(result.written)} file(s), {len(result.unchanged)} unchanged, "
-        f"in {out}: {counts}{warned}"
-    )
+    _outcome(out, check, counts, result.written, len(result.unchanged), len(result.warnings))
 
 
 def _run_collection(run: Callable[[], CollectionResult], out: Path, check: bool) -> None:

@@ -181,14 +181,7 @@ async def augment_async(
                 else:
                     workers = await run_workers(run, options, notify)
                 cache.fresh = False  # the workers' calls are this run's, fresh or not
-                engine = Engine(
-                    replace(options.engine, cache_only=True),
-                    cache,
-                    validators.evaluator(),
-                    attempts=prepared.plan.attempts,
-                    progress=shown,
-                    constraint_of=validators.constraint_of(),
-                )
+                engine.config = replace(options.engine, cache_only=True)
             judge = None
             if prepared.judge is not None and prepared.judge_model is not None:
                 judge = JudgeRunner(

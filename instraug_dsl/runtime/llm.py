@@ -322,10 +322,16 @@ async def acomplete(call: LLMCall) -> LLMResult:
     masked too, so it is never stored or written.  A reply larger than `reply_limit`
     allows fails with kind ``oversize``.
     """
+    result, _ = await _masked(call)
+    return result
+
+
+async def _masked(call: LLMCall, extra: Mapping[str, Any] | None = None) -> tuple[LLMResult, Any]:
+    """`_acomplete`, with the known credentials masked in its error or its reply text."""
     from .secrets import mask_known, redact
 
     try:
-        result = await _acomplete(call)
+        result, response = await _acomplete(call, extra)
     except BackendError as exc:
         # URLs in the message lose their user-info and query values; the keys go too.
         clean = redact(exc.message, call.secrets())
@@ -333,23 +339,27 @@ async def acomplete(call: LLMCall) -> LLMResult:
     text = mask_known(result.text, call.secrets())
     if text != result.text:
         result = dataclasses.replace(result, text=text)
-    return result
+    return result, response
 
 
-async def _acomplete(call: LLMCall) -> LLMResult:
+async def _acomplete(
+    call: LLMCall, extra: Mapping[str, Any] | None = None
+) -> tuple[LLMResult, Any]:
+    """One call through litellm (``extra``: more request parameters): the result and
+    litellm's response."""
     from . import replycap
 
     try:
         litellm = _litellm()
         ensure_providers_registered()
-        sending = _send(litellm, call)
+        sending = _send(litellm, call, extra)
         start = time.monotonic()  # after the one-off import: latency is the call's own
         # litellm does not enforce `timeout` for custom providers, and a wedged connection
         # must not hang the engine either: the deadline is ours.  The reply bound is set
         # before wait_for makes its task, which copies it.
         with replycap.bounded(replycap.reply_limit(call.max_tokens)):
             response = await asyncio.wait_for(sending, timeout=_deadline(call))
-        return _result(response, call, time.monotonic() - start)
+        return _result(response, call, time.monotonic() - start), response
     except BackendError:
         raise
     except TimeoutError:
@@ -745,32 +755,10 @@ async def acomplete_logprobs(
     in-process providers have none).  Errors, credential masking and the reply bound are those
     of `acomplete`.
     """
-    from . import replycap
-    from .secrets import mask_known, redact
+    from .secrets import mask_known
 
     secrets = call.secrets()
-    try:
-        try:
-            litellm = _litellm()
-            ensure_providers_registered()
-            sending = _send(litellm, call, {"logprobs": True, "top_logprobs": top})
-            start = time.monotonic()
-            with replycap.bounded(replycap.reply_limit(call.max_tokens)):
-                response = await asyncio.wait_for(sending, timeout=_deadline(call))
-            result = _result(response, call, time.monotonic() - start)
-        except BackendError:
-            raise
-        except TimeoutError:
-            raise BackendError(
-                "timeout", f"{call.model}: no reply within the {_deadline(call):g} s deadline"
-            ) from None
-        except Exception as exc:
-            raise _classify(exc, call) from None
-    except BackendError as exc:
-        raise BackendError(exc.kind, redact(exc.message, secrets), exc.retry_after) from None
-    text = mask_known(result.text, secrets)
-    if text != result.text:
-        result = dataclasses.replace(result, text=text)
+    result, response = await _masked(call, {"logprobs": True, "top_logprobs": top})
     choices = _token_choices(response)
     if choices is not None:
         choices = tuple(
